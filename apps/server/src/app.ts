@@ -1,0 +1,155 @@
+import { randomUUID } from "node:crypto";
+import { ErrorCode, SEED_SEND_PATH, SEED_SOCKET_PATH } from "@chatrelay/protocol";
+import websocket from "@fastify/websocket";
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest, LogController } from "fastify";
+import type { Logger } from "pino";
+import type { GatewayTrust } from "./auth/gateway-trust.js";
+import type { TokenVerifier } from "./auth/token-verifier.js";
+import type { Config } from "./config.js";
+import type { Relay } from "./core/relay.js";
+import { RelayError } from "./core/relay-error.js";
+import type { Metrics } from "./ops/metrics.js";
+import { problem, seedError, seedStatusOf, statusOf } from "./transport/error-replies.js";
+import { opsRoutes, type ReadinessCheck } from "./transport/ops-routes.js";
+import { PresenterSockets } from "./transport/presenter-sockets.js";
+import { seedRoutes } from "./transport/seed-routes.js";
+import { v1Routes } from "./transport/v1-routes.js";
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  relay: Relay;
+  verifyToken: TokenVerifier;
+  gatewayTrust: GatewayTrust;
+  metrics: Metrics;
+  readiness: ReadinessCheck[];
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Set by handlers so the access log line carries them. */
+    logContext?: { roomId?: number; seq?: number; msgId?: string; userId?: number };
+  }
+}
+
+/** Builds the HTTP and WebSocket server over one relay core. */
+export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; sockets: PresenterSockets }> {
+  const { config } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.limits.bodyLimitBytes,
+    requestIdHeader: "x-request-id",
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    forceCloseConnections: "idle",
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+  });
+
+  app.addHook("onSend", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+  // One access line per request, with room and seq; never the query string (it may carry a token) nor the text.
+  app.addHook("onResponse", async (request, reply) => {
+    request.log.info(
+      {
+        method: request.method,
+        path: pathOf(request),
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+        ...request.logContext,
+      },
+      "request",
+    );
+  });
+
+  app.setErrorHandler((err: FastifyError | RelayError, request, reply) => {
+    const { code, detail } = classify(err, request);
+    const status = err instanceof RelayError ? statusOf(code) : statusOf(code);
+    if (status >= 500) request.log.error({ err }, "request failed");
+    if (isSeed(request)) {
+      const seedStatus = seedStatusOf(code);
+      return reply.code(seedStatus).send(seedError(seedStatus, detail, pathOf(request)));
+    }
+    return reply
+      .code(status)
+      .type("application/problem+json")
+      .send(problem(code, detail, pathOf(request)));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply
+      .code(404)
+      .type("application/problem+json")
+      .send(problem(ErrorCode.NotFound, `no route for ${request.method} ${pathOf(request)}`, pathOf(request)));
+  });
+
+  await app.register(websocket, {
+    options: { maxPayload: config.limits.wsMaxFrameBytes, perMessageDeflate: false, clientTracking: true },
+  });
+  const sockets = new PresenterSockets(deps.relay, deps.verifyToken, config, deps.logger);
+  await app.register(opsRoutes, {
+    metrics: deps.metrics,
+    readiness: deps.readiness,
+    isDraining: () => sockets.draining,
+  });
+  await app.register(seedRoutes, {
+    relay: deps.relay,
+    gatewayTrust: deps.gatewayTrust,
+    sockets,
+    metrics: deps.metrics,
+  });
+  await app.register(v1Routes, {
+    relay: deps.relay,
+    verifyToken: deps.verifyToken,
+    sockets,
+    metrics: deps.metrics,
+    historyMaxLimit: config.limits.historyMaxLimit,
+  });
+  return { app: app as unknown as FastifyInstance, sockets };
+}
+
+function pathOf(request: FastifyRequest): string {
+  const q = request.url.indexOf("?");
+  return q === -1 ? request.url : request.url.slice(0, q);
+}
+
+function isSeed(request: FastifyRequest): boolean {
+  const path = pathOf(request);
+  return path === SEED_SEND_PATH || path === SEED_SOCKET_PATH;
+}
+
+/** Maps any error to a stable code and a message safe to show the client. */
+function classify(err: FastifyError | RelayError, request: FastifyRequest): { code: ErrorCode; detail: string } {
+  if (err instanceof RelayError) return { code: err.code, detail: err.message };
+  const e = err as FastifyError;
+  if (e.validation) {
+    const where = e.validationContext;
+    const code =
+      where === "params"
+        ? ErrorCode.InvalidRoom
+        : where === "querystring"
+          ? ErrorCode.InvalidCursor
+          : ErrorCode.InvalidBody;
+    return { code, detail: `${where ?? "request"}${e.message.replace(/^(body|params|querystring)/, "")}` };
+  }
+  switch (e.code) {
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return { code: ErrorCode.InvalidJson, detail: "request body is not valid JSON" };
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return {
+        code: ErrorCode.BodyTooLarge,
+        detail: `request body is larger than ${request.server.initialConfig.bodyLimit} bytes`,
+      };
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return { code: ErrorCode.UnsupportedMediaType, detail: "send the body as application/json" };
+  }
+  if (e.statusCode === 400 && e instanceof SyntaxError) {
+    return { code: ErrorCode.InvalidJson, detail: "request body is not valid JSON" };
+  }
+  if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) {
+    return { code: ErrorCode.InvalidBody, detail: e.message };
+  }
+  return { code: ErrorCode.Internal, detail: "internal error" };
+}

@@ -1,0 +1,68 @@
+interface Pending<D, R> {
+  item: D;
+  resolve: (result: R) => void;
+  reject: (err: unknown) => void;
+}
+
+export interface GroupCommitStats {
+  batchSize: number;
+  seconds: number;
+}
+
+/**
+ * Group commit: requests that arrive while a batch is being written wait
+ * together and go out as the next batch (one statement, one commit). Each
+ * caller's promise settles only after its own batch committed. No timer:
+ * the batch size adapts to the load by itself.
+ */
+export class GroupCommitWriter<D, R> {
+  private queue: Pending<D, R>[] = [];
+  private flushing = false;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly writeBatch: (items: D[]) => Promise<R[]>,
+    private readonly maxBatch: number,
+    private readonly onBatch?: (stats: GroupCommitStats) => void,
+  ) {}
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  write(item: D): Promise<R> {
+    if (this.closed) return Promise.reject(new Error("chat log writer is closed"));
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        // Let requests parsed in the same I/O turn join the first batch.
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  /** Stops taking writes and waits until every queued write has settled. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (!this.flushing && this.queue.length === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async flush(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      const started = process.hrtime.bigint();
+      try {
+        const results = await this.writeBatch(batch.map((p) => p.item));
+        for (let i = 0; i < batch.length; i++) batch[i]?.resolve(results[i] as R);
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+      }
+      this.onBatch?.({ batchSize: batch.length, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
+    }
+    this.flushing = false;
+    for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+}

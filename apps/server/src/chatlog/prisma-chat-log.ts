@@ -1,0 +1,144 @@
+import type { AppendResult, ChatMessage, MessageDraft } from "../core/message.js";
+import type { ChatLog } from "../core/ports.js";
+import type { ChatMessage as ChatMessageRow } from "../generated/prisma/client.js";
+import { APPEND_BATCH_SQL, type AppendRow, appendParams } from "./append-statement.js";
+import type { Database } from "./database.js";
+import { type GroupCommitStats, GroupCommitWriter } from "./group-commit.js";
+
+const RETRYABLE = new Set([
+  "23505", // unique violation: another node committed the same client message id first
+  "40P01", // deadlock detected
+  "40001", // serialization failure
+]);
+const MAX_ATTEMPTS = 3;
+
+/** The chat log on Prisma: group-committed appends, indexed reads. */
+export class PrismaChatLog implements ChatLog {
+  private readonly writer: GroupCommitWriter<MessageDraft, AppendResult>;
+  /** Same-node retries of one client message id share the first attempt (a batch cannot hold both). */
+  private readonly inflight = new Map<string, Promise<AppendResult>>();
+
+  constructor(
+    private readonly db: Database,
+    maxBatch: number,
+    onBatch?: (stats: GroupCommitStats) => void,
+  ) {
+    this.writer = new GroupCommitWriter((drafts) => this.appendBatch(drafts), maxBatch, onBatch);
+  }
+
+  append(draft: MessageDraft): Promise<AppendResult> {
+    if (draft.clientMsgId === undefined) return this.writer.write(draft);
+    const key = `${draft.roomId}:${draft.senderId}:${draft.clientMsgId}`;
+    const first = this.inflight.get(key);
+    if (first) return first.then((r) => ({ message: r.message, duplicate: true }));
+    const attempt = this.writer.write(draft).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, attempt);
+    return attempt;
+  }
+
+  async history(roomId: number, before: number | undefined, limit: number): Promise<ChatMessage[]> {
+    const rows = await this.db.prisma.chatMessage.findMany({
+      where: { roomId: BigInt(roomId), ...(before === undefined ? {} : { seq: { lt: BigInt(before) } }) },
+      orderBy: { seq: "desc" },
+      take: limit,
+    });
+    return rows.map(toMessage);
+  }
+
+  async since(roomId: number, afterSeq: number, limit: number): Promise<ChatMessage[]> {
+    const rows = await this.db.prisma.chatMessage.findMany({
+      where: { roomId: BigInt(roomId), seq: { gt: BigInt(afterSeq) } },
+      orderBy: { seq: "asc" },
+      take: limit,
+    });
+    return rows.map(toMessage);
+  }
+
+  async findByClientMsgId(roomId: number, senderId: number, clientMsgId: string): Promise<ChatMessage | null> {
+    const row = await this.db.prisma.chatMessage.findUnique({
+      where: { roomId_senderId_clientMsgId: { roomId: BigInt(roomId), senderId: BigInt(senderId), clientMsgId } },
+    });
+    return row ? toMessage(row) : null;
+  }
+
+  async lastSeq(roomId: number): Promise<number> {
+    const room = await this.db.prisma.chatRoom.findUnique({
+      where: { roomId: BigInt(roomId) },
+      select: { lastSeq: true },
+    });
+    return room ? Number(room.lastSeq) : 0;
+  }
+
+  async ping(): Promise<void> {
+    await this.db.prisma.$queryRawUnsafe("SELECT 1");
+  }
+
+  async close(): Promise<void> {
+    await this.writer.close();
+    await this.db.close();
+  }
+
+  private async appendBatch(drafts: MessageDraft[]): Promise<AppendResult[]> {
+    const params = appendParams(drafts);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const rows = await this.db.prisma.$queryRawUnsafe<AppendRow[]>(APPEND_BATCH_SQL, ...params);
+        return toResults(drafts, rows);
+      } catch (err) {
+        if (attempt >= MAX_ATTEMPTS || !RETRYABLE.has(sqlState(err) ?? "")) throw err;
+      }
+    }
+  }
+}
+
+function toResults(drafts: MessageDraft[], rows: AppendRow[]): AppendResult[] {
+  const results = new Array<AppendResult>(drafts.length);
+  for (const row of rows) {
+    const i = Number(row.ord) - 1;
+    const d = drafts[i] as MessageDraft;
+    results[i] = {
+      duplicate: row.duplicate,
+      message: {
+        id: row.id,
+        roomId: d.roomId,
+        seq: Number(row.seq),
+        senderId: d.senderId,
+        nickname: d.nickname,
+        userType: d.userType,
+        text: row.text ?? d.text,
+        sentAt: row.created_at,
+      },
+    };
+  }
+  if (rows.length !== drafts.length) throw new Error(`append returned ${rows.length} rows for ${drafts.length} drafts`);
+  return results;
+}
+
+function toMessage(row: ChatMessageRow): ChatMessage {
+  return {
+    id: row.id,
+    roomId: Number(row.roomId),
+    seq: Number(row.seq),
+    senderId: Number(row.senderId),
+    nickname: row.nickname,
+    userType: row.userType === "presenter" ? "presenter" : "viewer",
+    text: row.text,
+    sentAt: row.createdAt,
+  };
+}
+
+/** The PostgreSQL SQLSTATE of a driver error, however Prisma wrapped it. */
+function sqlState(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e && typeof e === "object"; depth++) {
+    const o = e as Record<string, unknown>;
+    for (const key of ["code", "originalCode"]) {
+      const v = o[key];
+      if (typeof v === "string" && /^[0-9A-Z]{5}$/.test(v)) return v;
+    }
+    const kind = o.kind;
+    if (kind === "UniqueConstraintViolation") return "23505";
+    e = o.cause ?? o.meta ?? (o.meta as Record<string, unknown> | undefined)?.driverAdapterError;
+  }
+  return undefined;
+}

@@ -1,0 +1,172 @@
+import type { ChatMessage } from "./message.js";
+import type { ChatLog } from "./ports.js";
+
+/** A presenter's socket, as the relay core sees it; each transport encodes frames its own way. */
+export interface PresenterSink {
+  /** Sends one message; returns the bytes now waiting in the socket's send buffer. */
+  send(message: ChatMessage): number;
+  close(code: number, reason: string): void;
+}
+
+export interface SessionOptions {
+  gapFillMs: number;
+  sendBufferBytes: number;
+  /** Rows per log read during replay and gap fill. */
+  pageSize: number;
+  /** Most out-of-order messages held while waiting for a missing seq; past it the log fills the gap. */
+  maxPending: number;
+}
+
+export interface SessionEvents {
+  onDelivered(session: PresenterSession, message: ChatMessage): void;
+  onSlowConsumer(session: PresenterSession): void;
+  onError(session: PresenterSession, err: unknown): void;
+}
+
+/**
+ * Delivers one room's messages to one presenter connection exactly in seq
+ * order. Seqs are gapless (assigned at commit), so a hole is a message still
+ * on its way over the bus or lost by it: after `gapFillMs` the session reads
+ * it from the chat log. Replay on resume uses the same path, so the seam
+ * between replay and live has neither gap nor duplicate.
+ */
+export class PresenterSession {
+  /** The next seq the presenter needs; 0 until started. */
+  private nextSeq = 0;
+  private readonly pending = new Map<number, ChatMessage>();
+  private gapTimer: NodeJS.Timeout | undefined;
+  private catchingUp = false;
+  private catchUpAgain = false;
+  private closedFlag = false;
+  lastAcked = 0;
+  ackDirty = false;
+
+  constructor(
+    readonly roomId: number,
+    readonly connId: string,
+    readonly epoch: number,
+    private readonly sink: PresenterSink,
+    private readonly log: ChatLog,
+    private readonly options: SessionOptions,
+    private readonly events: SessionEvents,
+  ) {}
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  get expectedSeq(): number {
+    return this.nextSeq;
+  }
+
+  /** Starts delivery at `fromSeq`; with `replay`, first sends what the log holds from there. */
+  start(fromSeq: number, replay: boolean): Promise<void> {
+    this.nextSeq = fromSeq;
+    for (const seq of this.pending.keys()) if (seq < fromSeq) this.pending.delete(seq);
+    if (replay) return this.catchUp();
+    this.drainPending();
+    return Promise.resolve();
+  }
+
+  /** A message from the bus. */
+  offer(message: ChatMessage): void {
+    if (this.closedFlag) return;
+    if (this.nextSeq === 0) {
+      // Not started yet: hold it; start() decides what the presenter needs.
+      if (this.pending.size < this.options.maxPending) this.pending.set(message.seq, message);
+      return;
+    }
+    if (message.seq < this.nextSeq) return;
+    if (message.seq === this.nextSeq && !this.catchingUp) {
+      this.deliver(message);
+      this.drainPending();
+      return;
+    }
+    if (this.pending.size < this.options.maxPending) this.pending.set(message.seq, message);
+    this.scheduleGapFill();
+  }
+
+  /** Reads everything after the last delivered seq from the log (resume, gap fill, bus resync). */
+  async catchUp(): Promise<void> {
+    if (this.closedFlag || this.nextSeq === 0) return;
+    if (this.catchingUp) {
+      this.catchUpAgain = true;
+      return;
+    }
+    this.catchingUp = true;
+    this.clearGapTimer();
+    try {
+      do {
+        this.catchUpAgain = false;
+        for (;;) {
+          const page = await this.log.since(this.roomId, this.nextSeq - 1, this.options.pageSize);
+          for (const m of page) {
+            if (this.closedFlag) return;
+            if (m.seq === this.nextSeq) this.deliver(m);
+          }
+          if (page.length < this.options.pageSize) break;
+        }
+      } while (this.catchUpAgain && !this.closedFlag);
+    } catch (err) {
+      this.events.onError(this, err);
+    } finally {
+      this.catchingUp = false;
+    }
+    this.drainPending();
+  }
+
+  ack(seq: number): void {
+    if (seq > this.lastAcked && seq < this.nextSeq) {
+      this.lastAcked = seq;
+      this.ackDirty = true;
+    }
+  }
+
+  /** Stops delivery and closes the socket (idempotent). */
+  close(code: number, reason: string): void {
+    if (this.markClosed()) this.sink.close(code, reason);
+  }
+
+  /** Stops delivery after the socket closed by itself; true the first time. */
+  markClosed(): boolean {
+    if (this.closedFlag) return false;
+    this.closedFlag = true;
+    this.clearGapTimer();
+    this.pending.clear();
+    return true;
+  }
+
+  private deliver(message: ChatMessage): void {
+    this.nextSeq = message.seq + 1;
+    const buffered = this.sink.send(message);
+    this.events.onDelivered(this, message);
+    if (buffered > this.options.sendBufferBytes) this.events.onSlowConsumer(this);
+  }
+
+  private drainPending(): void {
+    if (this.closedFlag || this.catchingUp) return;
+    for (;;) {
+      const next = this.pending.get(this.nextSeq);
+      if (next === undefined) break;
+      this.pending.delete(this.nextSeq);
+      this.deliver(next);
+      if (this.closedFlag) return;
+    }
+    for (const seq of this.pending.keys()) if (seq < this.nextSeq) this.pending.delete(seq);
+    if (this.pending.size > 0) this.scheduleGapFill();
+  }
+
+  private scheduleGapFill(): void {
+    if (this.gapTimer || this.catchingUp) return;
+    const delay = this.pending.size >= this.options.maxPending ? 0 : this.options.gapFillMs;
+    this.gapTimer = setTimeout(() => {
+      this.gapTimer = undefined;
+      void this.catchUp();
+    }, delay);
+  }
+
+  private clearGapTimer(): void {
+    if (this.gapTimer) clearTimeout(this.gapTimer);
+    this.gapTimer = undefined;
+  }
+}

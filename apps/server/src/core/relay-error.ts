@@ -1,0 +1,13 @@
+import type { ErrorCode } from "@chatrelay/protocol";
+
+/** A refusal the relay core decided; transports translate it to their surface's shape. */
+export class RelayError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = "RelayError";
+  }
+}

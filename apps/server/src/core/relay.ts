@@ -1,0 +1,308 @@
+import { randomUUID } from "node:crypto";
+import { CloseCode, CloseReason, ErrorCode, type UserType } from "@chatrelay/protocol";
+import type { Logger } from "pino";
+import type { ChatMessage } from "./message.js";
+import type { Bus, BusEvent, ChatLog, Presence, PresenceState } from "./ports.js";
+import { PresenterSession, type PresenterSink } from "./presenter-session.js";
+import { RelayError } from "./relay-error.js";
+import { checkText } from "./text.js";
+
+export interface RelayOptions {
+  nodeId: string;
+  maxTextLength: number;
+  gapFillMs: number;
+  sendBufferBytes: number;
+  presenceTtlMs: number;
+  resumeDefault: "live" | "acked";
+}
+
+/** Counters the relay reports; the ops layer turns them into Prometheus metrics. */
+export interface RelayMetrics {
+  post(outcome: string): void;
+  delivered(): void;
+  presenters(delta: number): void;
+  publishSeconds(seconds: number): void;
+}
+
+export interface SendInput {
+  roomId: number;
+  senderId: number;
+  nickname: string;
+  userType: UserType;
+  text: string;
+  clientMsgId?: string | undefined;
+}
+
+export interface SendResult {
+  message: ChatMessage;
+  /** A retry of an earlier send with the same client message id. */
+  duplicate: boolean;
+  /** "grace": the presenter is reconnecting; the message waits for the resume. */
+  presence: PresenceState;
+}
+
+export interface AttachOptions {
+  /** Last seq the presenter saw; the session replays everything after it. */
+  lastSeq?: number | undefined;
+  /** Called once the session holds the room, before the first (replayed or live) message. */
+  onStart?: (info: { connId: string; tail: number; resumeFrom: number | null }) => void;
+}
+
+/**
+ * The relay core: validate -> presence -> chat log (seq, commit) -> bus.
+ * Holds this node's presenter sessions; never imports an adapter.
+ */
+export class Relay {
+  private readonly sessions = new Map<number, PresenterSession>();
+  /** Attaches in progress per room: the room's subscription must outlive the session being replaced. */
+  private readonly attaching = new Map<number, number>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private draining = false;
+
+  constructor(
+    private readonly log: ChatLog,
+    private readonly bus: Bus,
+    private readonly presence: Presence,
+    private readonly options: RelayOptions,
+    private readonly logger: Logger,
+    private readonly metrics: RelayMetrics,
+  ) {
+    bus.onResync(() => void this.resync());
+  }
+
+  private get sessionOptions() {
+    return {
+      gapFillMs: this.options.gapFillMs,
+      sendBufferBytes: this.options.sendBufferBytes,
+      pageSize: 500,
+      maxPending: 10_000,
+    };
+  }
+
+  get presenterCount(): number {
+    return this.sessions.size;
+  }
+
+  start(): void {
+    const every = Math.max(200, Math.floor(this.options.presenceTtlMs / 3));
+    this.heartbeat = setInterval(() => void this.renewAll(), every);
+    this.heartbeat.unref();
+  }
+
+  async send(input: SendInput): Promise<SendResult> {
+    const checked = checkText(input.text, this.options.maxTextLength);
+    if (!checked.ok) throw new RelayError(checked.code, checked.detail);
+
+    let presence: Awaited<ReturnType<Presence["get"]>>;
+    try {
+      presence = await this.presence.get(input.roomId);
+    } catch (err) {
+      throw new RelayError(ErrorCode.ServiceUnavailable, "presence store unavailable; try again shortly", err);
+    }
+    if (presence === null) {
+      // A retry of a message that was accepted before the room went off air still gets its first result.
+      const earlier = input.clientMsgId === undefined ? undefined : await this.findEarlier(input);
+      if (earlier) return { message: earlier, duplicate: true, presence: "live" };
+      throw new RelayError(ErrorCode.RoomNotLive, "the room is not live: its presenter is not connected");
+    }
+
+    let appended: Awaited<ReturnType<ChatLog["append"]>>;
+    try {
+      appended = await this.log.append({
+        id: randomUUID(),
+        roomId: input.roomId,
+        senderId: input.senderId,
+        nickname: input.nickname,
+        userType: input.userType,
+        text: checked.text,
+        clientMsgId: input.clientMsgId,
+      });
+    } catch (err) {
+      throw new RelayError(ErrorCode.ServiceUnavailable, "chat log unavailable; the message was not saved", err);
+    }
+    const { message, duplicate } = appended;
+    if (duplicate && message.text !== checked.text) {
+      throw new RelayError(ErrorCode.IdempotencyConflict, "clientMsgId was already used for a different text");
+    }
+    if (!duplicate) await this.publish(message);
+    return { message, duplicate, presence: presence.state };
+  }
+
+  /** Newest first, seq < before. */
+  async history(roomId: number, before: number | undefined, limit: number): Promise<ChatMessage[]> {
+    try {
+      return await this.log.history(roomId, before, limit);
+    } catch (err) {
+      throw new RelayError(ErrorCode.ServiceUnavailable, "chat log unavailable; try again shortly", err);
+    }
+  }
+
+  /**
+   * Makes this connection the room's presenter, cluster-wide: subscribe,
+   * claim presence (newer epoch), tell older holders to let go, then start
+   * delivery from the resume point or from now.
+   */
+  async attachPresenter(roomId: number, sink: PresenterSink, options: AttachOptions = {}): Promise<PresenterSession> {
+    if (this.draining) throw new RelayError(ErrorCode.ServiceUnavailable, "node is draining; connect to another node");
+    this.attaching.set(roomId, (this.attaching.get(roomId) ?? 0) + 1);
+    let session: PresenterSession | undefined;
+    try {
+      const connId = randomUUID();
+      await this.bus.subscribe(roomId, (event) => this.onBusEvent(roomId, event));
+      const epoch = await this.presence.claim(roomId, { nodeId: this.options.nodeId, connId });
+      session = new PresenterSession(roomId, connId, epoch, sink, this.log, this.sessionOptions, {
+        onDelivered: () => this.metrics.delivered(),
+        onSlowConsumer: (s) => void this.dropSession(s, CloseCode.SlowConsumer, CloseReason.slowConsumer, "grace"),
+        onError: (s, err) => this.logger.error({ err, roomId: s.roomId }, "presenter delivery failed"),
+      });
+      const current = this.sessions.get(roomId);
+      if (current) void this.dropSession(current, CloseCode.Replaced, CloseReason.replaced, "keep");
+      this.sessions.set(roomId, session);
+      this.metrics.presenters(1);
+      await this.bus.publish(roomId, { kind: "takeover", connId, epoch });
+
+      const lastSeq =
+        options.lastSeq ?? (this.options.resumeDefault === "acked" ? await this.presence.ackedSeq(roomId) : undefined);
+      // Read the log's tail only after the takeover notice is out: anything committed later reaches us on the bus.
+      const tail = await this.log.lastSeq(roomId);
+      options.onStart?.({ connId, tail, resumeFrom: lastSeq ?? null });
+      if (lastSeq === undefined) await session.start(tail + 1, false);
+      else await session.start(Math.min(lastSeq, tail) + 1, true);
+      this.logger.info({ roomId, connId, epoch, resumeFrom: lastSeq ?? null, tail }, "presenter attached");
+      return session;
+    } catch (err) {
+      if (session) void this.dropSession(session, CloseCode.TryAgainLater, "could not attach; try again", "keep");
+      throw err instanceof RelayError
+        ? err
+        : new RelayError(ErrorCode.ServiceUnavailable, "could not register the presenter; try again shortly", err);
+    } finally {
+      const left = (this.attaching.get(roomId) ?? 1) - 1;
+      if (left === 0) this.attaching.delete(roomId);
+      else this.attaching.set(roomId, left);
+    }
+  }
+
+  /** The presenter's socket closed: "stop" ends the broadcast, "grace" keeps the room accepting posts for a while. */
+  detachPresenter(session: PresenterSession, mode: "stop" | "grace"): void {
+    session.markClosed();
+    void this.forget(session, mode);
+  }
+
+  ack(session: PresenterSession, seq: number): void {
+    session.ack(seq);
+  }
+
+  /** Drain: close every presenter socket with 1012 and leave their rooms in grace for a reconnect elsewhere. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.flushAcks();
+    const all = [...this.sessions.values()];
+    await Promise.all(
+      all.map((s) => this.dropSession(s, CloseCode.ServiceRestart, CloseReason.serviceRestart, "grace")),
+    );
+  }
+
+  private async publish(message: ChatMessage): Promise<void> {
+    const started = process.hrtime.bigint();
+    try {
+      await this.bus.publish(message.roomId, { kind: "message", message });
+      this.metrics.publishSeconds(Number(process.hrtime.bigint() - started) / 1e9);
+    } catch (err) {
+      // Committed is committed: the delivering node fills the gap from the log on its next message or resync.
+      this.logger.warn({ err, roomId: message.roomId, seq: message.seq }, "publish failed after commit");
+    }
+  }
+
+  private onBusEvent(roomId: number, event: BusEvent): void {
+    const session = this.sessions.get(roomId);
+    if (!session) return;
+    if (event.kind === "message") {
+      session.offer(event.message);
+    } else if (event.epoch > session.epoch) {
+      this.logger.info({ roomId, connId: session.connId, by: event.connId }, "presenter replaced on another node");
+      void this.dropSession(session, CloseCode.Replaced, CloseReason.replaced, "keep");
+    }
+  }
+
+  private async dropSession(
+    session: PresenterSession,
+    code: number,
+    reason: string,
+    presence: "grace" | "stop" | "keep",
+  ): Promise<void> {
+    session.close(code, reason);
+    await this.forget(session, presence);
+  }
+
+  private async forget(session: PresenterSession, mode: "grace" | "stop" | "keep"): Promise<void> {
+    if (this.sessions.get(session.roomId) !== session) return;
+    this.sessions.delete(session.roomId);
+    this.metrics.presenters(-1);
+    try {
+      if (session.ackDirty) await this.presence.recordAck(session.roomId, session.lastAcked);
+      if (mode !== "keep") await this.presence.release(session.roomId, session.connId, mode);
+      if (!this.sessions.has(session.roomId) && !this.attaching.has(session.roomId)) {
+        await this.bus.unsubscribe(session.roomId);
+      }
+    } catch (err) {
+      this.logger.warn({ err, roomId: session.roomId }, "could not release presence; it expires by its TTL");
+    }
+  }
+
+  private async renewAll(): Promise<void> {
+    await this.flushAcks();
+    await Promise.all(
+      [...this.sessions.values()].map(async (s) => {
+        try {
+          if (!(await this.presence.renew(s.roomId, s.connId))) {
+            await this.dropSession(s, CloseCode.Replaced, CloseReason.replaced, "keep");
+          }
+        } catch (err) {
+          this.logger.warn({ err, roomId: s.roomId }, "presence heartbeat failed");
+        }
+      }),
+    );
+  }
+
+  private async flushAcks(): Promise<void> {
+    await Promise.all(
+      [...this.sessions.values()]
+        .filter((s) => s.ackDirty)
+        .map(async (s) => {
+          s.ackDirty = false;
+          await this.presence.recordAck(s.roomId, s.lastAcked).catch(() => {
+            s.ackDirty = true;
+          });
+        }),
+    );
+  }
+
+  /** After the bus reconnects: re-announce presence and read what the bus may have dropped meanwhile. */
+  private async resync(): Promise<void> {
+    await Promise.all(
+      [...this.sessions.values()].map(async (s) => {
+        try {
+          const ours = await this.presence.reassert(s.roomId, {
+            nodeId: this.options.nodeId,
+            connId: s.connId,
+            epoch: s.epoch,
+            state: "live",
+          });
+          if (!ours) await this.dropSession(s, CloseCode.Replaced, CloseReason.replaced, "keep");
+          else await s.catchUp();
+        } catch (err) {
+          this.logger.warn({ err, roomId: s.roomId }, "resync failed");
+        }
+      }),
+    );
+  }
+
+  private async findEarlier(input: SendInput): Promise<ChatMessage | null> {
+    try {
+      return await this.log.findByClientMsgId(input.roomId, input.senderId, input.clientMsgId as string);
+    } catch (err) {
+      throw new RelayError(ErrorCode.ServiceUnavailable, "chat log unavailable; try again shortly", err);
+    }
+  }
+}

@@ -1,0 +1,34 @@
+import { ConfigError, loadConfig } from "./config.js";
+import { startServer } from "./server.js";
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`chatrelay: ${err.message}\n`);
+    process.exit(78); // EX_CONFIG
+  }
+  throw err;
+}
+
+const server = await startServer(config);
+let signals = 0;
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.on(signal, () => {
+    if (++signals > 1) process.exit(1);
+    server.logger.info({ signal }, "shutting down");
+    const force = setTimeout(() => {
+      server.logger.error("shutdown timed out; exiting");
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    server.shutdown().then(
+      () => process.exit(0),
+      (err) => {
+        server.logger.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  });
+}

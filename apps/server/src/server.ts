@@ -1,0 +1,112 @@
+import type { FastifyInstance } from "fastify";
+import pino, { type Logger } from "pino";
+import { MemoryBus } from "./adapters/memory-bus.js";
+import { MemoryPresence } from "./adapters/memory-presence.js";
+import { buildApp } from "./app.js";
+import { createGatewayTrust } from "./auth/gateway-trust.js";
+import { createTokenVerifier } from "./auth/token-verifier.js";
+import { openDatabase } from "./chatlog/database.js";
+import { applyMigrations } from "./chatlog/migrate.js";
+import { PrismaChatLog } from "./chatlog/prisma-chat-log.js";
+import type { Config } from "./config.js";
+import type { Bus, Presence } from "./core/ports.js";
+import { Relay } from "./core/relay.js";
+import { Metrics } from "./ops/metrics.js";
+import type { ReadinessCheck } from "./transport/ops-routes.js";
+import type { PresenterSockets } from "./transport/presenter-sockets.js";
+
+export interface RunningServer {
+  app: FastifyInstance;
+  relay: Relay;
+  config: Config;
+  logger: Logger;
+  /** The address the server listens on. */
+  url: string;
+  /** Drain and stop: close presenter sockets (1012), stop accepting, flush the log, close stores. */
+  shutdown(): Promise<void>;
+}
+
+export function createLogger(config: Config): Logger {
+  return pino({
+    level: config.logLevel,
+    base: { node: config.nodeId },
+    redact: { paths: ["req.headers.authorization", "headers.authorization", "token", "*.token"], censor: "[redacted]" },
+  });
+}
+
+/** Wires the adapters the configuration names, migrates the chat log, and listens. */
+export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
+  if (config.jwt.devSecret) {
+    logger.warn("JWT_SECRET is not set: using the built-in development secret (refused when NODE_ENV=production)");
+  }
+  const metrics = new Metrics();
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDataDir: config.pgliteDataDir });
+  const applied = await applyMigrations(db);
+  if (applied.length > 0) logger.info({ applied }, "chat log migrated");
+  const log = new PrismaChatLog(db, config.logWriter.maxBatch, (s) => metrics.logBatch(s.batchSize, s.seconds));
+
+  let bus: Bus;
+  let presence: Presence;
+  if (config.redisUrl === undefined) {
+    bus = new MemoryBus();
+    presence = new MemoryPresence(config.presence.ttlMs, config.presence.graceMs);
+  } else {
+    const redis = await import("./adapters/redis.js");
+    ({ bus, presence } = await redis.connectRedis(config, logger, metrics));
+  }
+
+  const relay = new Relay(
+    log,
+    bus,
+    presence,
+    {
+      nodeId: config.nodeId,
+      maxTextLength: config.limits.maxTextLength,
+      gapFillMs: config.delivery.gapFillMs,
+      sendBufferBytes: config.limits.sendBufferBytes,
+      presenceTtlMs: config.presence.ttlMs,
+      resumeDefault: config.delivery.resumeDefault,
+    },
+    logger,
+    metrics,
+  );
+  const readiness: ReadinessCheck[] = [{ name: "chatlog", check: () => log.ping() }];
+  if (config.redisUrl !== undefined) {
+    readiness.push({ name: "redis", check: async () => Promise.all([bus.ping(), presence.ping()]).then(() => {}) });
+  }
+  const { app, sockets } = await buildApp({
+    config,
+    logger,
+    relay,
+    verifyToken: createTokenVerifier(config.jwt),
+    gatewayTrust: createGatewayTrust(config.gateway),
+    metrics,
+    readiness,
+  });
+  relay.start();
+  const url = await app.listen({ port: config.port, host: config.host });
+  logger.info({ url, chatlog: db.kind, bus: config.redisUrl ? "redis" : "memory" }, "chatrelay listening");
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () => {
+    stopping ??= stop(app, sockets, log, bus, presence, logger);
+    return stopping;
+  };
+  return { app, relay, config, logger, url, shutdown };
+}
+
+async function stop(
+  app: FastifyInstance,
+  sockets: PresenterSockets,
+  log: PrismaChatLog,
+  bus: Bus,
+  presence: Presence,
+  logger: Logger,
+): Promise<void> {
+  logger.info("draining: closing presenter sockets and finishing in-flight requests");
+  await sockets.drain();
+  await app.close();
+  await log.close();
+  await Promise.allSettled([bus.close(), presence.close()]);
+  logger.info("stopped");
+}

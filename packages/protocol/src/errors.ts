@@ -1,0 +1,37 @@
+/**
+ * Stable error codes. v1 answers them as `application/problem+json` with
+ * `type` = PROBLEM_BASE + code and `code` = the code itself; clients switch
+ * on `code`.
+ */
+export const ErrorCode = {
+  InvalidJson: "invalid_json",
+  InvalidBody: "invalid_body",
+  UnsupportedMediaType: "unsupported_media_type",
+  BodyTooLarge: "body_too_large",
+  TextEmpty: "text_empty",
+  TextTooLong: "text_too_long",
+  TextControlCharacters: "text_control_characters",
+  InvalidRoom: "invalid_room",
+  InvalidCursor: "invalid_cursor",
+  Unauthorized: "unauthorized",
+  Forbidden: "forbidden",
+  RoomNotLive: "room_not_live",
+  IdempotencyConflict: "idempotency_conflict",
+  NotFound: "not_found",
+  ServiceUnavailable: "service_unavailable",
+  Internal: "internal_error",
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export const PROBLEM_BASE = "https://chatrelay.dev/problems/";
+
+/** RFC 9457 problem details, with our stable `code`. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: ErrorCode;
+  detail?: string;
+  instance?: string;
+}

@@ -1,0 +1,4 @@
+export * from "./close-codes.js";
+export * from "./errors.js";
+export * from "./seed.js";
+export * from "./v1.js";

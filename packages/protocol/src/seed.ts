@@ -1,0 +1,88 @@
+/**
+ * The seed surface: the original Spring Boot chatting server's wire contract.
+ * Field names, paths and frame shapes here must not change.
+ */
+
+export const SEED_SOCKET_PATH = "/chatting";
+export const SEED_SEND_PATH = "/send/message";
+
+/** Gateway headers (Node lower-cases header names). */
+export const SeedHeader = {
+  userIdx: "x-forward-useridx",
+  email: "x-forward-email",
+  nickname: "x-forward-nickname",
+} as const;
+
+export type SeedUserType = "presenter" | "viewer";
+
+/** Client -> server, first frame. `lastSeq` is our optional resume extension. */
+export interface SeedStartFrame {
+  id: "start";
+  token: string;
+  lastSeq?: number;
+}
+
+/** Server -> presenter: one relayed chat. `seq`, `messageId`, `senderId`, `sentAt` are extensions seed clients ignore. */
+export interface SeedSendChattingFrame {
+  id: "sendChatting";
+  nickname: string;
+  message: string;
+  time: string;
+  seq: number;
+  messageId: string;
+  senderId: number;
+  userType: SeedUserType;
+  sentAt: string;
+}
+
+export interface SeedTokenExceptionFrame {
+  id: "tokenException";
+  response: "reject";
+  message: string;
+}
+
+export interface SeedErrorFrame {
+  id: "error";
+  message: string;
+}
+
+/** Server -> presenter after a successful start (extension; seed clients ignore unknown ids). */
+export interface SeedStartedFrame {
+  id: "started";
+  roomId: number;
+  lastSeq: number;
+}
+
+export type SeedServerFrame = SeedSendChattingFrame | SeedTokenExceptionFrame | SeedErrorFrame | SeedStartedFrame;
+
+/** Body of POST /send/message. */
+export interface SeedSendBody {
+  presenterIdx: number | null;
+  userType: SeedUserType;
+  textMessage: string;
+}
+
+/** Error body of the seed HTTP surface. */
+export interface SeedErrorBody {
+  timestamp: string;
+  status: number;
+  message: string;
+  path: string;
+}
+
+export const SeedMessages = {
+  notBroadcasting: "not broadcasting: the presenter is not connected",
+  reconnecting: "session not found, reconnecting, try again shortly",
+  reconnectYourSession: "reconnect your session",
+} as const;
+
+export const seedSendBodySchema = {
+  type: "object",
+  required: ["userType", "textMessage"],
+  additionalProperties: true,
+  properties: {
+    presenterIdx: { anyOf: [{ type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER }, { type: "null" }] },
+    userType: { type: "string", enum: ["presenter", "viewer"] },
+    textMessage: { type: "string" },
+  },
+} as const;

@@ -1,0 +1,131 @@
+/** The v1 surface: this project's own API. */
+
+export type UserType = "presenter" | "viewer";
+
+/** POST /v1/rooms/:roomId/messages body. */
+export interface PostMessageBody {
+  text: string;
+  /** Client-chosen id; a retry with the same id returns the first result. */
+  clientMsgId?: string;
+}
+
+/** 201 answer of POST /v1/rooms/:roomId/messages. */
+export interface PostMessageResult {
+  id: string;
+  roomId: number;
+  seq: number;
+  sentAt: string;
+}
+
+/** One message as history and presenter frames show it. */
+export interface ChatMessageView {
+  id: string;
+  roomId: number;
+  seq: number;
+  senderId: number;
+  nickname: string;
+  userType: UserType;
+  text: string;
+  sentAt: string;
+}
+
+/** GET /v1/rooms/:roomId/messages answer: newest first. */
+export interface HistoryPage {
+  items: ChatMessageView[];
+  /** Pass as `before` to get the next (older) page; null when there is none. */
+  nextBefore: number | null;
+}
+
+/** Server -> presenter frames on the v1 socket. */
+export type V1ServerFrame =
+  | { type: "ready"; roomId: number; connId: string; lastSeq: number; resumeFrom: number | null }
+  | ({ type: "message" } & ChatMessageView)
+  | { type: "pong" }
+  | { type: "error"; code: string; message: string };
+
+/** Presenter -> server frames on the v1 socket. */
+export type V1ClientFrame = { type: "ping" } | { type: "ack"; seq: number } | { type: "stop" };
+
+export const ROOM_ID_PATTERN = "^[1-9][0-9]{0,15}$";
+
+export const postMessageBodySchema = {
+  type: "object",
+  required: ["text"],
+  additionalProperties: false,
+  properties: {
+    text: { type: "string" },
+    clientMsgId: { type: "string", minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9._:-]+$" },
+  },
+} as const;
+
+export const postMessageResultSchema = {
+  type: "object",
+  required: ["id", "roomId", "seq", "sentAt"],
+  properties: {
+    id: { type: "string" },
+    roomId: { type: "integer" },
+    seq: { type: "integer" },
+    sentAt: { type: "string" },
+  },
+} as const;
+
+export const chatMessageViewSchema = {
+  type: "object",
+  required: ["id", "roomId", "seq", "senderId", "nickname", "userType", "text", "sentAt"],
+  properties: {
+    id: { type: "string" },
+    roomId: { type: "integer" },
+    seq: { type: "integer" },
+    senderId: { type: "integer" },
+    nickname: { type: "string" },
+    userType: { type: "string", enum: ["presenter", "viewer"] },
+    text: { type: "string" },
+    sentAt: { type: "string" },
+  },
+} as const;
+
+export const historyPageSchema = {
+  type: "object",
+  required: ["items", "nextBefore"],
+  properties: {
+    items: { type: "array", items: chatMessageViewSchema },
+    nextBefore: { anyOf: [{ type: "integer" }, { type: "null" }] },
+  },
+} as const;
+
+export const roomParamsSchema = {
+  type: "object",
+  required: ["roomId"],
+  properties: { roomId: { type: "string", pattern: ROOM_ID_PATTERN } },
+} as const;
+
+export const historyQuerySchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    before: { type: "string", pattern: "^[1-9][0-9]{0,15}$" },
+    limit: { type: "string", pattern: "^[1-9][0-9]{0,3}$" },
+  },
+} as const;
+
+export const presenterSocketQuerySchema = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    lastSeq: { type: "string", pattern: "^(0|[1-9][0-9]{0,15})$" },
+    access_token: { type: "string", minLength: 1, maxLength: 8192 },
+  },
+} as const;
+
+export const problemSchema = {
+  type: "object",
+  required: ["type", "title", "status", "code"],
+  properties: {
+    type: { type: "string" },
+    title: { type: "string" },
+    status: { type: "integer" },
+    code: { type: "string" },
+    detail: { type: "string" },
+    instance: { type: "string" },
+  },
+} as const;
