@@ -46,6 +46,9 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
 
+  // JSON only: a text/plain body would otherwise reach the schema as a string.
+  app.removeContentTypeParser("text/plain");
+
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
 import { CloseCode, CloseReason, ErrorCode, type UserType } from "@chatrelay/protocol";
 import type { Logger } from "pino";
 import type { ChatMessage } from "./message.js";
@@ -53,6 +54,8 @@ export interface AttachOptions {
  * Holds this node's presenter sessions; never imports an adapter.
  */
 export class Relay {
+  /** "attached" (roomId, connId) once a presenter session delivers; "detached" (roomId, connId) when it ends. */
+  readonly events = new EventEmitter();
   private readonly sessions = new Map<number, PresenterSession>();
   /** Attaches in progress per room: the room's subscription must outlive the session being replaced. */
   private readonly attaching = new Map<number, number>();
@@ -77,6 +80,11 @@ export class Relay {
       pageSize: 500,
       maxPending: 10_000,
     };
+  }
+
+  /** The connection id of this node's presenter for the room, if any. */
+  presenterOf(roomId: number): string | undefined {
+    return this.sessions.get(roomId)?.connId;
   }
 
   get presenterCount(): number {
@@ -169,6 +177,7 @@ export class Relay {
       if (lastSeq === undefined) await session.start(tail + 1, false);
       else await session.start(Math.min(lastSeq, tail) + 1, true);
       this.logger.info({ roomId, connId, epoch, resumeFrom: lastSeq ?? null, tail }, "presenter attached");
+      this.events.emit("attached", roomId, connId);
       return session;
     } catch (err) {
       if (session) void this.dropSession(session, CloseCode.TryAgainLater, "could not attach; try again", "keep");
@@ -239,6 +248,7 @@ export class Relay {
     if (this.sessions.get(session.roomId) !== session) return;
     this.sessions.delete(session.roomId);
     this.metrics.presenters(-1);
+    this.events.emit("detached", session.roomId, session.connId);
     try {
       if (session.ackDirty) await this.presence.recordAck(session.roomId, session.lastAcked);
       if (mode !== "keep") await this.presence.release(session.roomId, session.connId, mode);

@@ -9,6 +9,7 @@ import {
   postMessageResultSchema,
   presenterSocketQuerySchema,
   problemSchema,
+  ROOM_ID_PATTERN,
   roomParamsSchema,
   type V1ServerFrame,
 } from "@chatrelay/protocol";
@@ -35,6 +36,8 @@ declare module "fastify" {
 }
 
 type RoomParams = { roomId: string };
+
+const ROOM_ID = new RegExp(ROOM_ID_PATTERN);
 
 const errorResponses = {
   400: problemSchema,
@@ -127,6 +130,9 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
       schema: { params: roomParamsSchema, querystring: presenterSocketQuerySchema },
       // Runs before the upgrade: a refused token gets an HTTP 401/403 instead of a socket.
       preValidation: async (request) => {
+        // Schema validation runs after this hook: check the room id first so a bad one is a 400, not a 403.
+        if (!ROOM_ID.test(request.params.roomId))
+          throw new RelayError(ErrorCode.InvalidRoom, "room id must be a positive integer");
         await authenticate(request);
         const principal = request.principal as Principal;
         if (String(principal.userId) !== request.params.roomId || principal.role === "viewer") {
