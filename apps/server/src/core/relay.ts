@@ -290,6 +290,7 @@ export class Relay {
 
   /** After the bus reconnects: re-announce presence and read what the bus may have dropped meanwhile. */
   private async resync(): Promise<void> {
+    const rooms = this.sessions.size;
     await Promise.all(
       [...this.sessions.values()].map(async (s) => {
         try {
@@ -306,6 +307,8 @@ export class Relay {
         }
       }),
     );
+    this.logger.info({ rooms }, "presence re-announced after reconnect");
+    this.events.emit("resynced");
   }
 
   private async findEarlier(input: SendInput): Promise<ChatMessage | null> {

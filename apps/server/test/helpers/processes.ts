@@ -72,14 +72,37 @@ export class NodeProcess {
 
   /** Starts a node and resolves once it logged that it listens. */
   static async start(name: string, env: Record<string, string>, timeoutMs = 30_000): Promise<NodeProcess> {
-    const node = new NodeProcess(name, await freePort(), {
+    const node = NodeProcess.spawn(name, env, await freePort());
+    await node.waitFor((l) => l.msg === "chatrelay listening", "listening", timeoutMs);
+    return node;
+  }
+
+  /** Spawns a node without waiting for it (for start-up failures). */
+  static spawn(name: string, env: Record<string, string>, port = 0): NodeProcess {
+    return new NodeProcess(name, port, {
       JWT_SECRET: TEST_JWT_SECRET,
       LOG_LEVEL: "info",
       TRUSTED_PROXIES: "127.0.0.1,::1",
+      PGLITE_DATA_DIR: "memory://",
       ...env,
     });
-    await node.waitFor((l) => l.msg === "chatrelay listening", "listening", timeoutMs);
-    return node;
+  }
+
+  /** Resolves when the process exits. */
+  exited(timeoutMs = 30_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return new Promise((resolve, reject) => {
+      if (this.exit) return resolve(this.exit);
+      const timer = setTimeout(() => reject(new Error(`${this.name} still running after ${timeoutMs} ms`)), timeoutMs);
+      this.child.once("exit", (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code, signal });
+      });
+    });
+  }
+
+  /** Everything the process wrote to stderr. */
+  stderr(): string {
+    return this.lines.map((l) => (typeof l.stderr === "string" ? l.stderr : "")).join("");
   }
 
   waitFor(match: (line: Record<string, unknown>) => boolean, what: string, timeoutMs = 15_000): Promise<void> {

@@ -1,0 +1,120 @@
+import { Redis } from "ioredis";
+import t from "tap";
+import { messages, openPresenter, post, startCluster, stopAll } from "./helpers/cluster.js";
+import { createTestDatabase, REDIS_URL, uniqueRedisPrefix } from "./helpers/databases.js";
+import { request } from "./helpers/http.js";
+import { mintToken } from "./helpers/tokens.js";
+
+// Three real node processes against the real Redis and PostgreSQL.
+const db = await createTestDatabase();
+t.teardown(() => db.drop());
+const prefix = uniqueRedisPrefix();
+const nodes = await startCluster(3, { REDIS_URL, REDIS_KEY_PREFIX: prefix, DATABASE_URL: db.url });
+t.teardown(() => stopAll(nodes));
+const [a, b, c] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
+const viewers = await Promise.all([71, 72, 73].map((id) => mintToken({ user_idx: id })));
+
+t.test("posts to every node reach the presenter on one node, in seq order", async (t) => {
+  const room = 701;
+  const presenter = await openPresenter(b.ws, room);
+  const results = await Promise.all(
+    Array.from({ length: 60 }, (_, i) => post(nodes[i % 3]?.http as string, room, viewers[i % 3] as string, `m${i}`)),
+  );
+  t.ok(
+    results.every((r) => r.status === 201),
+    "every node accepted",
+  );
+  await presenter.until(() => messages(presenter).length >= 60, "60 frames");
+  t.same(
+    messages(presenter).map((m) => m.seq),
+    Array.from({ length: 60 }, (_, i) => i + 1),
+    "in seq order, no gap, no duplicate",
+  );
+  presenter.close(1000);
+});
+
+t.test("no duplicate seq across nodes under concurrent posts", async (t) => {
+  const room = 702;
+  const presenter = await openPresenter(a.ws, room);
+  const per = 40;
+  const all = (
+    await Promise.all(
+      nodes.map(async (n, i) => {
+        const seqs: number[] = [];
+        await Promise.all(
+          Array.from({ length: per }, async (_, k) => {
+            const r = await post(n.http, room, viewers[i] as string, `n${i}-${k}`);
+            t.equal(r.status, 201);
+            seqs.push(r.body.seq as number);
+          }),
+        );
+        return seqs;
+      }),
+    )
+  ).flat();
+  t.equal(new Set(all).size, all.length, "no seq handed out twice");
+  t.same(
+    [...all].sort((x, y) => x - y),
+    Array.from({ length: per * 3 }, (_, i) => i + 1),
+    "gapless",
+  );
+  await presenter.until(() => messages(presenter).length >= per * 3, "all frames");
+  t.same(
+    messages(presenter).map((m) => m.seq),
+    Array.from({ length: per * 3 }, (_, i) => i + 1),
+  );
+  presenter.close(1000);
+});
+
+t.test("takeover across nodes: the old socket is closed with 4001, posts go to the new one only", async (t) => {
+  const room = 703;
+  const old = await openPresenter(a.ws, room);
+  t.equal((await post(c.http, room, viewers[0] as string, "before")).status, 201);
+  await old.next((f) => f.text === "before", "old gets 'before'");
+  const fresh = await openPresenter(b.ws, room);
+  const closed = await old.waitClose();
+  t.equal(closed.code, 4001);
+  t.match(closed.reason, /replaced/);
+  for (let i = 0; i < 10; i++)
+    t.equal((await post(nodes[i % 3]?.http as string, room, viewers[1] as string, `after${i}`)).status, 201);
+  await fresh.until(() => messages(fresh).length >= 10, "10 frames on the new socket");
+  t.same(
+    messages(fresh).map((m) => m.text),
+    Array.from({ length: 10 }, (_, i) => `after${i}`),
+  );
+  t.same(
+    messages(old).map((m) => m.text),
+    ["before"],
+    "the old socket got nothing after the takeover",
+  );
+  fresh.close(1000);
+});
+
+t.test("presence is a Redis key naming the holding node, with a TTL", async (t) => {
+  const room = 704;
+  const presenter = await openPresenter(c.ws, room);
+  const redis = new Redis(REDIS_URL);
+  t.teardown(() => redis.quit());
+  const key = `${prefix}presence:{${room}}`;
+  const value = await redis.get(key);
+  t.match(value, /^live\|\d+\|[0-9a-f-]+\|node-c$/);
+  const ttl = await redis.pttl(key);
+  t.ok(ttl > 0 && ttl <= 15_000, `TTL ${ttl} ms is set and at most 15 s`);
+  presenter.close(1000);
+  await presenter.waitClose();
+  // A normal close ends the broadcast: the key goes and posts get the honest error.
+  const res = await post(a.http, room, viewers[0] as string, "bye?");
+  t.equal(res.status, 409);
+  t.equal(await redis.exists(key), 0);
+});
+
+t.test("metrics and readiness include Redis", async (t) => {
+  const ready = await request<Record<string, unknown>>(`${a.http}/readyz`);
+  t.equal(ready.status, 200);
+  t.match(ready.body, { checks: { chatlog: "ok", redis: "ok" } });
+  const metrics = await request(`${b.http}/metrics`);
+  t.match(metrics.text, /chatrelay_redis_connected\{connection="commands"\} 1/);
+  t.match(metrics.text, /chatrelay_redis_connected\{connection="subscriber"\} 1/);
+  t.match(metrics.text, /chatrelay_publish_seconds_count \d+/);
+  t.match(metrics.text, /chatrelay_presenter_sockets \d+/);
+});
