@@ -37,6 +37,9 @@ await Promise.all(
   }),
 );
 const upstreamPorts = nodes.map((n) => n.port);
+// Set up before the first subtest: tap ends the root test once its queue is empty.
+proxy = await startNginx(upstreamPorts);
+const via = proxy;
 
 /** This node's `chatrelay_posts_total{outcome="accepted"}`, read from the node itself (not through nginx). */
 async function acceptedPosts(node: NodeProcess): Promise<number> {
@@ -50,9 +53,6 @@ t.test("nginx -t accepts the project's config rendered for loopback upstreams", 
   t.ok(result.ok, result.output);
   t.match(result.output, /test is successful/);
 });
-
-proxy = await startNginx(upstreamPorts);
-const via = proxy;
 
 t.test("/readyz through nginx is 200 and the request id reaches the node", async (t) => {
   const res = await request(`${via.http}/readyz`, { headers: { "x-request-id": "nginx-test-readyz" } });

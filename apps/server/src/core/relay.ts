@@ -160,7 +160,10 @@ export class Relay {
       const epoch = await this.presence.claim(roomId, { nodeId: this.options.nodeId, connId });
       session = new PresenterSession(roomId, connId, epoch, sink, this.log, this.sessionOptions, {
         onDelivered: () => this.metrics.delivered(),
-        onSlowConsumer: (s) => void this.dropSession(s, CloseCode.SlowConsumer, CloseReason.slowConsumer, "grace"),
+        onSlowConsumer: (s) => {
+          this.logger.warn({ roomId: s.roomId, connId: s.connId }, "presenter too slow: send buffer full, closing");
+          void this.dropSession(s, CloseCode.SlowConsumer, CloseReason.slowConsumer, "grace");
+        },
         onError: (s, err) => this.logger.error({ err, roomId: s.roomId }, "presenter delivery failed"),
       });
       const current = this.sessions.get(roomId);

@@ -180,10 +180,9 @@ export async function startNginx(upstreamPorts: number[], timeoutMs = 10_000): P
   const port = await freePort();
   const conf = await writeConfig(dir, port, upstreamPorts);
   const errorLog = join(dir, "error.log");
-  // Its own process group: stop() can then also reach workers a killed master left behind.
+  // Same process group as the test: whatever kills the test run's group also ends nginx.
   const child: ChildProcess = spawn(bin, ["-p", dir, "-c", conf, "-e", errorLog, "-g", "daemon off;"], {
     stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
   });
   let output = "";
   child.stdout?.on("data", (c: Buffer) => {
@@ -203,15 +202,12 @@ export async function startNginx(upstreamPorts: number[], timeoutMs = 10_000): P
       resolve();
     });
   });
-  const killGroup = (signal: NodeJS.Signals) => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, signal);
-    } catch {
-      // already gone
-    }
+  // The master ends its workers on SIGTERM/SIGQUIT.
+  const signal = (name: NodeJS.Signals) => {
+    if (exited === undefined) child.kill(name);
   };
-  // A test process that dies without its teardown must not leave nginx running.
-  const onExit = () => killGroup("SIGKILL");
+  // A test process that exits without its teardown must not leave nginx running.
+  const onExit = () => signal("SIGTERM");
   process.once("exit", onExit);
 
   let stopped: Promise<void> | undefined;
@@ -220,8 +216,8 @@ export async function startNginx(upstreamPorts: number[], timeoutMs = 10_000): P
       process.removeListener("exit", onExit);
       if (exited === undefined) {
         // SIGTERM is nginx's fast shutdown: open presenter sockets are cut, not waited for.
-        killGroup("SIGTERM");
-        const timer = setTimeout(() => killGroup("SIGKILL"), 5000);
+        signal("SIGTERM");
+        const timer = setTimeout(() => signal("SIGKILL"), 5000);
         await exit;
         clearTimeout(timer);
       }
