@@ -1,8 +1,9 @@
+import { createServer, type Socket } from "node:net";
 import t from "tap";
 import { createTestDatabase, REDIS_URL, uniqueRedisPrefix } from "./helpers/databases.js";
 import { request } from "./helpers/http.js";
 import { nginxConfigTest, type RunningNginx, startNginx } from "./helpers/nginx.js";
-import { NodeProcess } from "./helpers/processes.js";
+import { freePort, NodeProcess } from "./helpers/processes.js";
 import { mintToken } from "./helpers/tokens.js";
 import { TestSocket } from "./helpers/ws-client.js";
 
@@ -19,26 +20,35 @@ const nodes: NodeProcess[] = [];
 let proxy: RunningNginx | undefined;
 const sockets: TestSocket[] = [];
 
-t.teardown(async () => {
-  for (const s of sockets) s.terminate();
-  await proxy?.stop();
-  await Promise.allSettled(nodes.map((n) => n.kill("SIGKILL")));
-  await db.drop();
-});
+let cleaned: Promise<void> | undefined;
+const cleanup = () => {
+  cleaned ??= (async () => {
+    for (const s of sockets) s.terminate();
+    await proxy?.stop();
+    await Promise.allSettled(nodes.map((n) => n.kill("SIGKILL")));
+    await db.drop();
+  })();
+  return cleaned;
+};
+t.teardown(cleanup);
 
-await Promise.all(
-  ["n1", "n2", "n3"].map(async (name) => {
-    const node = await NodeProcess.start(name, {
-      DATABASE_URL: db.url,
-      REDIS_URL,
-      REDIS_KEY_PREFIX: prefix,
-    });
-    nodes.push(node);
-  }),
-);
+// Set up before the first subtest (tap ends the root test once its queue is
+// empty); a failed start still stops whatever did start.
+try {
+  const started = await Promise.allSettled(
+    ["n1", "n2", "n3"].map((name) =>
+      NodeProcess.start(name, { DATABASE_URL: db.url, REDIS_URL, REDIS_KEY_PREFIX: prefix }),
+    ),
+  );
+  for (const r of started) if (r.status === "fulfilled") nodes.push(r.value);
+  const failed = started.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+  proxy = await startNginx(nodes.map((n) => n.port));
+} catch (err) {
+  await cleanup();
+  throw err;
+}
 const upstreamPorts = nodes.map((n) => n.port);
-// Set up before the first subtest: tap ends the root test once its queue is empty.
-proxy = await startNginx(upstreamPorts);
 const via = proxy;
 
 /** This node's `chatrelay_posts_total{outcome="accepted"}`, read from the node itself (not through nginx). */
@@ -59,6 +69,9 @@ t.test("/readyz through nginx is 200 and the request id reaches the node", async
   t.equal(res.status, 200, res.text);
   t.equal((res.body as { status?: string }).status, "ready");
   t.equal(res.headers.get("x-request-id"), "nginx-test-readyz", "the node used the caller's X-Request-Id");
+  // Anything but a plain token (log injection, oversized) is replaced by nginx's own id.
+  const odd = await request(`${via.http}/readyz`, { headers: { "x-request-id": 'a b"c' } });
+  t.match(odd.headers.get("x-request-id"), /^[0-9a-f]{32}$/, "an unsafe X-Request-Id is replaced by nginx's");
 });
 
 t.test("a presenter socket through nginx gets every accepted post once, in seq order, from any node", async (t) => {
@@ -142,4 +155,77 @@ t.test("a presenter socket through nginx gets every accepted post once, in seq o
     postLines.every((l) => typeof l.reqId === "string" && l.reqId.startsWith("nginx-post-")),
     "the nodes logged the caller's X-Request-Id",
   );
+});
+
+/** An upstream that reads a whole request, then drops the connection without answering: a node dying mid-request. */
+async function startDroppingUpstream(): Promise<{ port: number; requests: string[]; close(): Promise<void> }> {
+  const requests: string[] = [];
+  const open = new Set<Socket>();
+  const server = createServer((socket) => {
+    open.add(socket);
+    socket.on("close", () => open.delete(socket));
+    let head = "";
+    socket.on("data", (chunk) => {
+      head += chunk.toString("latin1");
+      if (head.includes("\r\n\r\n")) {
+        requests.push(head.slice(0, head.indexOf("\r\n")));
+        socket.destroy();
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    port,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+t.test("nginx retries connection failures and GETs, never a POST a node may have processed", async (t) => {
+  const node = nodes[0] as NodeProcess;
+  const dropping = await startDroppingUpstream();
+  const refusing = await freePort(); // nothing listens there: a replica that is gone
+  const lb = await startNginx([refusing, dropping.port, node.port]);
+  t.teardown(async () => {
+    await lb.stop();
+    await dropping.close();
+  });
+  const roomPath = (i: number) => `/v1/rooms/${650_000 + i}/messages`;
+  const token = await mintToken({ user_idx: 1, nickname: "viewer" });
+
+  const statuses: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    // No presenter in these rooms: a post that reaches the node answers 409 room_not_live.
+    const res = await request(`${lb.http}${roomPath(i)}`, {
+      headers: { authorization: `Bearer ${token}`, "x-request-id": `retry-probe-${i}` },
+      body: { text: `retry probe ${i}` },
+    });
+    statuses.push(res.status);
+  }
+  const dropped = dropping.requests.filter((r) => r.startsWith("POST ")).length;
+  t.ok(dropped >= 1, `some posts were sent to the dropping upstream (${dropped})`);
+  // Had nginx sent a dropped post again, the node's 409 would have replaced the 502.
+  t.equal(statuses.filter((s) => s === 502).length, dropped, `each dropped post answers 502: ${statuses.join(",")}`);
+  // The node logs after it answers: wait for the line of every post it answered.
+  const isProbe = (l: Record<string, unknown>) => l.msg === "request" && String(l.reqId).startsWith("retry-probe-");
+  await Promise.all(
+    statuses.map((s, i) =>
+      s === 409 ? node.waitFor((l) => isProbe(l) && l.reqId === `retry-probe-${i}`, `post #${i}`) : undefined,
+    ),
+  );
+  t.equal(node.lines.filter(isProbe).length, 6 - dropped, "only the posts not dropped reached the node");
+  t.ok(
+    statuses.every((s) => s === 409 || s === 502),
+    "the refusing replica cost no post (its connection failure was retried on another)",
+  );
+
+  for (let i = 0; i < 6; i++) {
+    const res = await request(`${lb.http}/healthz`);
+    t.equal(res.status, 200, `GET #${i} succeeds, retried past the dropping and refusing upstreams`);
+  }
 });

@@ -26,7 +26,9 @@ CREATE TABLE "chat_message" (
 CREATE UNIQUE INDEX "chat_message_id_key" ON "chat_message"("id");
 
 -- CreateIndex
-CREATE UNIQUE INDEX "chat_message_room_id_sender_id_client_msg_id_key" ON "chat_message"("room_id", "sender_id", "client_msg_id");
+-- Partial: only messages sent with a client message id need the idempotency check,
+-- so the common case pays for two index entries per row, not three.
+CREATE UNIQUE INDEX "chat_message_room_id_sender_id_client_msg_id_key" ON "chat_message"("room_id", "sender_id", "client_msg_id") WHERE "client_msg_id" IS NOT NULL;
 
 -- AddForeignKey
 ALTER TABLE "chat_message" ADD CONSTRAINT "chat_message_room_id_fkey" FOREIGN KEY ("room_id") REFERENCES "chat_room"("room_id") ON DELETE RESTRICT ON UPDATE CASCADE;

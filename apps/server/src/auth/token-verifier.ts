@@ -47,7 +47,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     ...(options.audience === undefined ? {} : { audience: options.audience }),
   };
 
+  const cache = new VerifiedTokenCache(CACHE_ENTRIES, CACHE_TTL_MS);
   return async (token: string): Promise<Principal> => {
+    const hit = cache.get(token);
+    if (hit) return hit;
     let payload: JWTPayload;
     try {
       // Both overloads share the options; the key's type picks one.
@@ -58,8 +61,44 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     } catch (err) {
       throw new AuthError(describe(err));
     }
-    return toPrincipal(payload);
+    const principal = toPrincipal(payload);
+    cache.set(token, principal, typeof payload.exp === "number" ? payload.exp * 1000 : Number.POSITIVE_INFINITY);
+    return principal;
   };
+}
+
+// Clients reuse one token for many posts: remember verified tokens briefly
+// (never past their `exp`) instead of re-running the signature check each time.
+const CACHE_ENTRIES = 10_000;
+const CACHE_TTL_MS = 60_000;
+
+export class VerifiedTokenCache {
+  private readonly entries = new Map<string, { principal: Principal; until: number }>();
+
+  constructor(
+    private readonly max: number,
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get(token: string): Principal | undefined {
+    const entry = this.entries.get(token);
+    if (entry === undefined) return undefined;
+    if (entry.until <= this.now()) {
+      this.entries.delete(token);
+      return undefined;
+    }
+    return entry.principal;
+  }
+
+  set(token: string, principal: Principal, expiresAt: number): void {
+    if (this.entries.size >= this.max) {
+      // Map iteration order is insertion order: drop the oldest entry.
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+    this.entries.set(token, { principal, until: Math.min(expiresAt, this.now() + this.ttlMs) });
+  }
 }
 
 function toPrincipal(payload: JWTPayload): Principal {

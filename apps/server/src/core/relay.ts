@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { CloseCode, CloseReason, ErrorCode, type UserType } from "@chatrelay/protocol";
 import type { Logger } from "pino";
+import { uuidv7 } from "./ids.js";
 import type { ChatMessage } from "./message.js";
 import type { Bus, BusEvent, ChatLog, Presence, PresenceState } from "./ports.js";
 import { PresenterSession, type PresenterSink } from "./presenter-session.js";
@@ -117,7 +118,7 @@ export class Relay {
     let appended: Awaited<ReturnType<ChatLog["append"]>>;
     try {
       appended = await this.log.append({
-        id: randomUUID(),
+        id: uuidv7(),
         roomId: input.roomId,
         senderId: input.senderId,
         nickname: input.nickname,

@@ -1,0 +1,40 @@
+import t from "tap";
+import { VerifiedTokenCache } from "../src/auth/token-verifier.js";
+import { uuidv7 } from "../src/core/ids.js";
+import { checkText } from "../src/core/text.js";
+
+t.test("uuidv7: RFC 9562 layout, time-ordered", async (t) => {
+  const a = uuidv7(1_700_000_000_000);
+  const b = uuidv7(1_700_000_000_001);
+  t.match(a, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  t.ok(a < b, "a later millisecond sorts after");
+  t.equal(a.slice(0, 13).replace("-", ""), (1_700_000_000_000).toString(16).padStart(12, "0"));
+});
+
+t.test("verified token cache: never past exp, never past its TTL, bounded", async (t) => {
+  let now = 1000;
+  const cache = new VerifiedTokenCache(2, 500, () => now);
+  const p = { userId: 1, nickname: undefined, role: undefined };
+  cache.set("a", p, 1200);
+  t.equal(cache.get("a"), p);
+  now = 1200;
+  t.equal(cache.get("a"), undefined, "expired with the token's exp");
+  cache.set("b", p, 10_000);
+  now = 1700;
+  t.equal(cache.get("b"), undefined, "dropped after the cache TTL even though exp is later");
+  cache.set("c", p, 10_000);
+  cache.set("d", p, 10_000);
+  cache.set("e", p, 10_000);
+  t.equal(cache.get("c"), undefined, "oldest evicted at the size bound");
+  t.equal(cache.get("e"), p);
+});
+
+t.test("text rules", async (t) => {
+  t.same(checkText("  hi  ", 10), { ok: true, text: "hi" }, "trimmed");
+  t.match(checkText("", 10), { ok: false, code: "text_empty" });
+  t.match(checkText("a\tb", 10), { ok: false, code: "text_control_characters" });
+  t.match(checkText("\u007f", 10), { ok: false, code: "text_control_characters" });
+  t.match(checkText("😀😀", 2), { ok: true }, "code points, not UTF-16 units");
+  t.match(checkText("😀😀😀", 2), { ok: false, code: "text_too_long" });
+  t.match(checkText("ok\ud83d", 10), { ok: false, code: "text_control_characters" }, "lone surrogate");
+});
