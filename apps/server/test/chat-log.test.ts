@@ -115,6 +115,45 @@ for (const [target, env] of [
       t.equal(fresh.status, 409, "a new message to the off-air room is refused");
     });
 
+    t.test("group commit: concurrent posts share batches, and each answer comes after its own commit", async (t) => {
+      const room = 504;
+      const socket = await presenter(room);
+      const batchesBefore = await logBatches();
+      const viewer = await mintToken({ user_idx: 1300 });
+      const reader = target === "PostgreSQL" ? new pg.Client({ connectionString: pgDb.url }) : undefined;
+      await reader?.connect();
+      t.teardown(() => reader?.end());
+      const visibleOnAnswer = await Promise.all(
+        Array.from({ length: 60 }, async (_, i) => {
+          const res = await post(room, viewer, { text: `g${i}` });
+          t.equal(res.status, 201);
+          if (!reader) return true;
+          // Read through another session the moment the 2xx arrives: committed means visible.
+          const rows = await reader.query("SELECT 1 FROM chat_message WHERE id = $1", [res.body.id]);
+          return rows.rowCount === 1;
+        }),
+      );
+      t.ok(
+        visibleOnAnswer.every(Boolean),
+        "every answered message is already committed",
+      );
+      const batchesAfter = await logBatches();
+      t.equal(batchesAfter.rows - batchesBefore.rows, 60, "60 rows written");
+      t.ok(
+        batchesAfter.batches - batchesBefore.batches < 60,
+        `in ${batchesAfter.batches - batchesBefore.batches} batches: requests shared INSERTs and commits`,
+      );
+      socket.close(1000);
+    });
+
+    /** Rows and batches the log writer committed so far, from the node's own metrics. */
+    async function logBatches(): Promise<{ rows: number; batches: number }> {
+      const text = (await request(`${server.http}/metrics`)).text;
+      const rows = Number(/^chatrelay_log_batch_rows_sum (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+      const batches = Number(/^chatrelay_log_batch_rows_count (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+      return { rows, batches };
+    }
+
     t.test("a 2xx message is committed: read back through a separate connection", async (t) => {
       const room = 503;
       const socket = await presenter(room);
