@@ -120,12 +120,30 @@ for (const [what, input, status] of seedCases) {
   });
 }
 
+t.test("display names are cleaned, not trusted: control characters dropped, length capped", async (t) => {
+  const res = await request(`${server.http}/send/message`, {
+    headers: { ...seedHeaders(62), "x-forward-nickname": "%00e%07vil%0A" },
+    body: { presenterIdx: ROOM, userType: "viewer", textMessage: "named" },
+  });
+  t.equal(res.status, 200);
+  const frame = await presenter.next((f) => f.text === "named", "relayed");
+  t.equal(frame.nickname, "evil");
+  const long = `Bearer ${await mintToken({ user_idx: 63, nickname: "n".repeat(300) })}`;
+  const r2 = await request(`${server.http}/v1/rooms/${ROOM}/messages`, {
+    headers: { authorization: long },
+    body: { text: "long name" },
+  });
+  t.equal(r2.status, 201);
+  const f2 = await presenter.next((f) => f.text === "long name", "relayed");
+  t.equal((f2.nickname as string).length, 64);
+});
+
 t.test("nothing of the above reached the log or the presenter; the server still serves", async (t) => {
   const history = await server.relay.history(ROOM, undefined, 100);
   t.same(
     history.map((m) => m.text),
-    ["😀".repeat(20)],
-    "only the one valid message is logged",
+    ["long name", "named", "😀".repeat(20)],
+    "only the valid messages are logged",
   );
   const ok = await request(`${server.http}/v1/rooms/${ROOM}/messages`, {
     headers: { authorization: viewer },
@@ -138,7 +156,7 @@ t.test("nothing of the above reached the log or the presenter; the server still 
       .json()
       .filter((f) => f.type === "message")
       .map((f) => f.seq),
-    [1, 2],
+    [1, 2, 3, 4],
     "no gap in seq: refused input consumed none",
   );
 });

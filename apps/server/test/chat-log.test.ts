@@ -133,10 +133,7 @@ for (const [target, env] of [
           return rows.rowCount === 1;
         }),
       );
-      t.ok(
-        visibleOnAnswer.every(Boolean),
-        "every answered message is already committed",
-      );
+      t.ok(visibleOnAnswer.every(Boolean), "every answered message is already committed");
       const batchesAfter = await logBatches();
       t.equal(batchesAfter.rows - batchesBefore.rows, 60, "60 rows written");
       t.ok(

@@ -66,6 +66,36 @@ t.test("no duplicate seq across nodes under concurrent posts", async (t) => {
   presenter.close(1000);
 });
 
+t.test("idempotent sends across nodes: the same clientMsgId posted to every node at once is one message", async (t) => {
+  const room = 705;
+  const presenter = await openPresenter(a.ws, room);
+  const token = viewers[0] as string;
+  for (let round = 0; round < 5; round++) {
+    const answers = await Promise.all(
+      nodes.flatMap((n) =>
+        [0, 1].map(() =>
+          request<Record<string, unknown>>(`${n.http}/v1/rooms/${room}/messages`, {
+            headers: { authorization: `Bearer ${token}` },
+            body: { text: `retry ${round}`, clientMsgId: `once-${round}` },
+          }),
+        ),
+      ),
+    );
+    t.ok(
+      answers.every((r) => r.status === 201),
+      `round ${round}: every attempt answered 201`,
+    );
+    t.equal(new Set(answers.map((r) => r.body.id)).size, 1, `round ${round}: one message id for all six attempts`);
+  }
+  await presenter.until(() => messages(presenter).length >= 5, "5 frames");
+  t.same(
+    messages(presenter).map((m) => m.seq),
+    [1, 2, 3, 4, 5],
+    "five messages, no duplicates",
+  );
+  presenter.close(1000);
+});
+
 t.test("takeover across nodes: the old socket is closed with 4001, posts go to the new one only", async (t) => {
   const room = 703;
   const old = await openPresenter(a.ws, room);

@@ -21,8 +21,9 @@ export class GroupCommitWriter<D, R> {
   private closed = false;
   private idleWaiters: (() => void)[] = [];
 
+  /** `writeBatch` answers per item: a result, or the Error of that item alone. */
   constructor(
-    private readonly writeBatch: (items: D[]) => Promise<R[]>,
+    private readonly writeBatch: (items: D[]) => Promise<(R | Error)[]>,
     private readonly maxBatch: number,
     private readonly onBatch?: (stats: GroupCommitStats) => void,
   ) {}
@@ -56,7 +57,11 @@ export class GroupCommitWriter<D, R> {
       const started = process.hrtime.bigint();
       try {
         const results = await this.writeBatch(batch.map((p) => p.item));
-        for (let i = 0; i < batch.length; i++) batch[i]?.resolve(results[i] as R);
+        for (let i = 0; i < batch.length; i++) {
+          const result = results[i];
+          if (result instanceof Error) batch[i]?.reject(result);
+          else batch[i]?.resolve(result as R);
+        }
       } catch (err) {
         for (const p of batch) p.reject(err);
       }

@@ -78,17 +78,31 @@ export class PrismaChatLog implements ChatLog {
     await this.db.close();
   }
 
-  private async appendBatch(drafts: MessageDraft[]): Promise<AppendResult[]> {
+  private async appendBatch(drafts: MessageDraft[]): Promise<(AppendResult | Error)[]> {
     const params = appendParams(drafts);
     for (let attempt = 1; ; attempt++) {
       try {
         const rows = await this.db.prisma.$queryRawUnsafe<AppendRow[]>(APPEND_BATCH_SQL, ...params);
         return toResults(drafts, rows);
       } catch (err) {
-        if (attempt >= MAX_ATTEMPTS || !RETRYABLE.has(sqlState(err) ?? "")) throw err;
+        const state = sqlState(err) ?? "";
+        if (RETRYABLE.has(state) && attempt < MAX_ATTEMPTS) continue;
+        // One bad row must not fail the requests it happened to share a batch with: split and retry.
+        if (isDataError(state) && drafts.length > 1) {
+          const half = Math.ceil(drafts.length / 2);
+          const first = await this.appendBatch(drafts.slice(0, half));
+          return first.concat(await this.appendBatch(drafts.slice(half)));
+        }
+        if (drafts.length === 1 && isDataError(state)) return [err instanceof Error ? err : new Error(String(err))];
+        throw err;
       }
     }
   }
+}
+
+/** SQLSTATE classes 22 (data exception) and 23 (integrity), but not a unique clash, which a retry resolves. */
+function isDataError(state: string): boolean {
+  return (state.startsWith("22") || state.startsWith("23")) && state !== "23505";
 }
 
 function toResults(drafts: MessageDraft[], rows: AppendRow[]): AppendResult[] {
@@ -127,18 +141,20 @@ function toMessage(row: ChatMessageRow): ChatMessage {
   };
 }
 
-/** The PostgreSQL SQLSTATE of a driver error, however Prisma wrapped it. */
-function sqlState(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let depth = 0; depth < 5 && e && typeof e === "object"; depth++) {
+/** The PostgreSQL SQLSTATE of a driver error, however Prisma wrapped it (P2010 -> meta.driverAdapterError.cause). */
+export function sqlState(err: unknown): string | undefined {
+  const queue: unknown[] = [err];
+  for (let seen = 0; queue.length > 0 && seen < 20; seen++) {
+    const e = queue.shift();
+    if (!e || typeof e !== "object") continue;
     const o = e as Record<string, unknown>;
-    for (const key of ["code", "originalCode"]) {
+    for (const key of ["originalCode", "code"]) {
       const v = o[key];
-      if (typeof v === "string" && /^[0-9A-Z]{5}$/.test(v)) return v;
+      // Prisma's own codes (P2010...) look like SQLSTATEs; skip them.
+      if (typeof v === "string" && /^[0-9A-Z]{5}$/.test(v) && !/^P\d{4}$/.test(v)) return v;
     }
-    const kind = o.kind;
-    if (kind === "UniqueConstraintViolation") return "23505";
-    e = o.cause ?? o.meta ?? (o.meta as Record<string, unknown> | undefined)?.driverAdapterError;
+    if (o.kind === "UniqueConstraintViolation") return "23505";
+    queue.push(o.cause, o.meta, o.driverAdapterError);
   }
   return undefined;
 }

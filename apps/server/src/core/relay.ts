@@ -7,7 +7,7 @@ import type { ChatMessage } from "./message.js";
 import type { Bus, BusEvent, ChatLog, Presence, PresenceState } from "./ports.js";
 import { PresenterSession, type PresenterSink } from "./presenter-session.js";
 import { RelayError } from "./relay-error.js";
-import { checkText } from "./text.js";
+import { checkText, cleanNickname } from "./text.js";
 
 export interface RelayOptions {
   nodeId: string;
@@ -121,7 +121,7 @@ export class Relay {
         id: uuidv7(),
         roomId: input.roomId,
         senderId: input.senderId,
-        nickname: input.nickname,
+        nickname: cleanNickname(input.nickname, input.senderId),
         userType: input.userType,
         text: checked.text,
         clientMsgId: input.clientMsgId,

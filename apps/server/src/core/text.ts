@@ -24,3 +24,17 @@ function countCodePoints(s: string): number {
   for (const _ of s) n++;
   return n;
 }
+
+const CONTROL_GLOBAL =
+  /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const MAX_NICKNAME = 64;
+
+/**
+ * Display names come from the gateway or a token, not from the sender's
+ * input: clean them instead of refusing the message. Control characters go,
+ * the length is capped, and an empty result falls back to `user-<id>`.
+ */
+export function cleanNickname(raw: string | undefined, senderId: number): string {
+  const cleaned = [...(raw ?? "").replace(CONTROL_GLOBAL, "").trim()].slice(0, MAX_NICKNAME).join("");
+  return cleaned.length > 0 ? cleaned : `user-${senderId}`;
+}

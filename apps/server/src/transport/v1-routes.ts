@@ -80,7 +80,7 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
         const result = await relay.send({
           roomId,
           senderId: principal.userId,
-          nickname: principal.nickname ?? `user-${principal.userId}`,
+          nickname: principal.nickname ?? "",
           userType: principal.userId === roomId ? "presenter" : "viewer",
           text: request.body.text,
           clientMsgId: request.body.clientMsgId,
