@@ -131,7 +131,7 @@ t.test("presence is a Redis key naming the holding node, with a TTL", async (t) 
   const ttl = await redis.pttl(key);
   t.ok(ttl > 0 && ttl <= 15_000, `TTL ${ttl} ms is set and at most 15 s`);
   presenter.close(1000);
-  await presenter.waitClose();
+  await c.waitFor((l) => l.msg === "presenter detached" && l.roomId === room, "detach on node c");
   // A normal close ends the broadcast: the key goes and posts get the honest error.
   const res = await post(a.http, room, viewers[0] as string, "bye?");
   t.equal(res.status, 409);

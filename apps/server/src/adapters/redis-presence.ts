@@ -55,14 +55,30 @@ return 1`;
 
 const ACK_TTL_MS = 24 * 3600 * 1000;
 
+type Script = (numKeys: number, ...args: (string | number)[]) => Promise<unknown>;
+
+/** Scripts run by SHA (EVALSHA, loaded on first use): the heartbeat of many rooms sends no script text. */
+const SCRIPTS = {
+  presenceClaim: CLAIM,
+  presenceRenew: RENEW,
+  presenceReassert: REASSERT,
+  presenceRelease: RELEASE,
+  presenceRecordAck: RECORD_ACK,
+} as const;
+
 /** Presence in Redis: a key per room naming the holding connection, with a TTL that heartbeats renew. */
 export class RedisPresence implements Presence {
+  private readonly scripts: Record<keyof typeof SCRIPTS, Script>;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly ttlMs: number,
     private readonly graceMs: number,
-  ) {}
+  ) {
+    for (const [name, lua] of Object.entries(SCRIPTS)) redis.defineCommand(name, { lua });
+    this.scripts = redis as unknown as Record<keyof typeof SCRIPTS, Script>;
+  }
 
   private keys(roomId: number): [string, string] {
     return [`${this.prefix}presence:{${roomId}}`, `${this.prefix}epoch:{${roomId}}`];
@@ -74,17 +90,16 @@ export class RedisPresence implements Presence {
   }
 
   async claim(roomId: number, claim: PresenceClaim): Promise<number> {
-    const epoch = await this.redis.eval(CLAIM, 2, ...this.keys(roomId), claim.connId, claim.nodeId, this.ttlMs);
+    const epoch = await this.scripts.presenceClaim(2, ...this.keys(roomId), claim.connId, claim.nodeId, this.ttlMs);
     return Number(epoch);
   }
 
   async renew(roomId: number, connId: string): Promise<boolean> {
-    return (await this.redis.eval(RENEW, 1, this.keys(roomId)[0], connId, this.ttlMs)) === 1;
+    return (await this.scripts.presenceRenew(1, this.keys(roomId)[0], connId, this.ttlMs)) === 1;
   }
 
   async reassert(roomId: number, record: PresenceRecord): Promise<boolean> {
-    const result = await this.redis.eval(
-      REASSERT,
+    const result = await this.scripts.presenceReassert(
       2,
       ...this.keys(roomId),
       record.connId,
@@ -96,7 +111,7 @@ export class RedisPresence implements Presence {
   }
 
   async release(roomId: number, connId: string, mode: "stop" | "grace"): Promise<void> {
-    await this.redis.eval(RELEASE, 1, this.keys(roomId)[0], connId, mode, this.graceMs);
+    await this.scripts.presenceRelease(1, this.keys(roomId)[0], connId, mode, this.graceMs);
   }
 
   async ackedSeq(roomId: number): Promise<number> {
@@ -104,7 +119,7 @@ export class RedisPresence implements Presence {
   }
 
   async recordAck(roomId: number, seq: number): Promise<void> {
-    await this.redis.eval(RECORD_ACK, 1, `${this.prefix}ack:{${roomId}}`, seq, ACK_TTL_MS);
+    await this.scripts.presenceRecordAck(1, `${this.prefix}ack:{${roomId}}`, seq, ACK_TTL_MS);
   }
 
   async ping(): Promise<void> {

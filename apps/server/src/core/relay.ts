@@ -259,6 +259,7 @@ export class Relay {
       if (!this.sessions.has(session.roomId) && !this.attaching.has(session.roomId)) {
         await this.bus.unsubscribe(session.roomId);
       }
+      this.logger.info({ roomId: session.roomId, connId: session.connId, presence: mode }, "presenter detached");
     } catch (err) {
       this.logger.warn({ err, roomId: session.roomId }, "could not release presence; it expires by its TTL");
     }
