@@ -105,7 +105,14 @@ async function stop(
 ): Promise<void> {
   logger.info("draining: closing presenter sockets and finishing in-flight requests");
   await sockets.drain();
-  await app.close();
+  // Keep-alive connections whose request finishes during the close would stay open until their
+  // idle timeout: close each one as soon as it goes idle, so the drain ends with the last request.
+  const reaper = setInterval(() => app.server.closeIdleConnections(), 50);
+  try {
+    await app.close();
+  } finally {
+    clearInterval(reaper);
+  }
   await log.close();
   await Promise.allSettled([bus.close(), presence.close()]);
   logger.info("stopped");

@@ -121,7 +121,7 @@ t.test(
       answers.every((r) => r.status === 201 || r.status === 503 || r.status === 0),
       "no in-flight post got anything but an acceptance, a 503, or a refused connection",
     );
-    t.same(await exit, { code: 0, signal: null }, "drained node exits 0");
+    t.same(await exit, { code: 0, signal: null }, "drained node exits 0", { log: a.tail(12) });
     const during = await post(b.http, room, viewer, "during the reconnect");
     t.equal(during.status, 201, "the room stays live (grace) while the presenter reconnects");
     const seen = messages(presenter).map((m) => m.seq);

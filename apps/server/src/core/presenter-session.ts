@@ -33,7 +33,8 @@ export interface SessionEvents {
 export class PresenterSession {
   /** The next seq the presenter needs; 0 until started. */
   private nextSeq = 0;
-  private readonly pending = new Map<number, ChatMessage>();
+  /** Out-of-order messages waiting for their predecessors; allocated only while there are any. */
+  private pending: Map<number, ChatMessage> | undefined;
   private gapTimer: NodeJS.Timeout | undefined;
   private catchingUp = false;
   private catchUpAgain = false;
@@ -62,7 +63,6 @@ export class PresenterSession {
   /** Starts delivery at `fromSeq`; with `replay`, first sends what the log holds from there. */
   start(fromSeq: number, replay: boolean): Promise<void> {
     this.nextSeq = fromSeq;
-    for (const seq of this.pending.keys()) if (seq < fromSeq) this.pending.delete(seq);
     if (replay) return this.catchUp();
     this.drainPending();
     return Promise.resolve();
@@ -73,7 +73,7 @@ export class PresenterSession {
     if (this.closedFlag) return;
     if (this.nextSeq === 0) {
       // Not started yet: hold it; start() decides what the presenter needs.
-      if (this.pending.size < this.options.maxPending) this.pending.set(message.seq, message);
+      this.hold(message);
       return;
     }
     if (message.seq < this.nextSeq) return;
@@ -82,7 +82,7 @@ export class PresenterSession {
       this.drainPending();
       return;
     }
-    if (this.pending.size < this.options.maxPending) this.pending.set(message.seq, message);
+    this.hold(message);
     this.scheduleGapFill();
   }
 
@@ -132,7 +132,7 @@ export class PresenterSession {
     if (this.closedFlag) return false;
     this.closedFlag = true;
     this.clearGapTimer();
-    this.pending.clear();
+    this.pending = undefined;
     return true;
   }
 
@@ -143,8 +143,13 @@ export class PresenterSession {
     if (buffered > this.options.sendBufferBytes) this.events.onSlowConsumer(this);
   }
 
+  private hold(message: ChatMessage): void {
+    this.pending ??= new Map();
+    if (this.pending.size < this.options.maxPending) this.pending.set(message.seq, message);
+  }
+
   private drainPending(): void {
-    if (this.closedFlag || this.catchingUp) return;
+    if (this.closedFlag || this.catchingUp || this.pending === undefined) return;
     for (;;) {
       const next = this.pending.get(this.nextSeq);
       if (next === undefined) break;
@@ -154,11 +159,12 @@ export class PresenterSession {
     }
     for (const seq of this.pending.keys()) if (seq < this.nextSeq) this.pending.delete(seq);
     if (this.pending.size > 0) this.scheduleGapFill();
+    else this.pending = undefined;
   }
 
   private scheduleGapFill(): void {
     if (this.gapTimer || this.catchingUp) return;
-    const delay = this.pending.size >= this.options.maxPending ? 0 : this.options.gapFillMs;
+    const delay = (this.pending?.size ?? 0) >= this.options.maxPending ? 0 : this.options.gapFillMs;
     this.gapTimer = setTimeout(() => {
       this.gapTimer = undefined;
       void this.catchUp();

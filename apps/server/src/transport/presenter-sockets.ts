@@ -1,3 +1,5 @@
+import type { ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { CloseCode, CloseReason } from "@chatrelay/protocol";
 import type { FastifyBaseLogger } from "fastify";
 import type { WebSocket } from "ws";
@@ -126,8 +128,9 @@ export class PresenterSockets {
     this.pinger.unref();
   }
 
-  open(ws: WebSocket, encode: (message: ChatMessage) => string, log: FastifyBaseLogger): PresenterConnection {
-    const connection = new PresenterConnection(ws, this.relay, encode, log);
+  open(ws: WebSocket, encode: (message: ChatMessage) => string): PresenterConnection {
+    releaseUpgradeRequest(ws, this.log);
+    const connection = new PresenterConnection(ws, this.relay, encode, this.log);
     this.connections.add(connection);
     ws.on("close", () => this.connections.delete(connection));
     return connection;
@@ -140,4 +143,23 @@ export class PresenterSockets {
     await this.relay.drain();
     for (const c of this.connections) c.close(CloseCode.ServiceRestart, CloseReason.serviceRestart);
   }
+}
+
+/**
+ * After the upgrade, the HTTP request that carried it stays reachable from the
+ * socket (the response still owns the TCP socket; the websocket plugin's
+ * 'error' listener closes over request and reply): its headers, URL (with any
+ * token) and fastify's request/reply objects, several KB per idle presenter.
+ * Nothing needs them once the socket speaks WebSocket.
+ */
+function releaseUpgradeRequest(ws: WebSocket, log: FastifyBaseLogger): void {
+  const raw = (ws as unknown as { _socket?: Socket & { _httpMessage?: ServerResponse | null } })._socket;
+  const response = raw?._httpMessage;
+  if (raw && response) response.detachSocket(raw);
+  ws.removeAllListeners("error");
+  // Same as the plugin's default: an errored socket (unclean disconnect, bad frame) is dropped.
+  ws.on("error", (err) => {
+    log.debug({ err }, "presenter socket error");
+    ws.terminate();
+  });
 }

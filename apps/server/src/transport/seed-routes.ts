@@ -89,8 +89,8 @@ export const seedRoutes: FastifyPluginAsync<SeedRoutesOptions> = async (
   });
 
   app.get(SEED_SOCKET_PATH, { websocket: true }, (ws, request) => {
-    const log = request.log.child({ surface: "seed" });
-    const connection = sockets.open(ws, encodeSeedFrame, log);
+    const connection = sockets.open(ws, encodeSeedFrame);
+    const log = sockets.log;
     const frame = (body: object) => connection.sendText(JSON.stringify(body));
     let phase: "awaiting-start" | "starting" | "started" = "awaiting-start";
     const handshakeTimer = setTimeout(() => {
@@ -141,7 +141,7 @@ export const seedRoutes: FastifyPluginAsync<SeedRoutesOptions> = async (
         frame({ id: "tokenException", response: "reject", message });
         return connection.close(CloseCode.Unauthorized, CloseReason.unauthorized);
       }
-      log.info({ roomId }, "seed presenter starting");
+      log.info({ roomId, surface: "seed" }, "seed presenter starting");
       await connection.attach(roomId, lastSeq, undefined, (message) => frame({ id: "error", message }));
       phase = "started";
     }

@@ -143,8 +143,7 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
     (ws, request) => {
       const roomId = Number(request.params.roomId);
       const lastSeq = request.query.lastSeq === undefined ? undefined : Number(request.query.lastSeq);
-      const log = request.log.child({ surface: "v1", roomId });
-      const connection = sockets.open(ws, encodeV1Frame, log);
+      const connection = sockets.open(ws, encodeV1Frame);
       const frame = (body: V1ServerFrame) => connection.sendText(JSON.stringify(body));
 
       ws.on("message", (data, isBinary) => {
