@@ -88,7 +88,7 @@ export const seedRoutes: FastifyPluginAsync<SeedRoutesOptions> = async (
     }
   });
 
-  app.get(SEED_SOCKET_PATH, { websocket: true }, (ws, request) => {
+  app.get(SEED_SOCKET_PATH, { websocket: true }, (ws) => {
     const connection = sockets.open(ws, encodeSeedFrame);
     const log = sockets.log;
     const frame = (body: object) => connection.sendText(JSON.stringify(body));
