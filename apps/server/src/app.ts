@@ -49,11 +49,12 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
   // JSON only: a text/plain body would otherwise reach the schema as a string.
   app.removeContentTypeParser("text/plain");
 
-  app.addHook("onSend", async (request, reply) => {
+  app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
+    done();
   });
   // One access line per request, with room and seq; never the query string (it may carry a token) nor the text.
-  app.addHook("onResponse", async (request, reply) => {
+  app.addHook("onResponse", (request, reply, done) => {
     request.log.info(
       {
         method: request.method,
@@ -64,11 +65,12 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
       },
       "request",
     );
+    done();
   });
 
   app.setErrorHandler((err: FastifyError | RelayError, request, reply) => {
     const { code, detail } = classify(err, request);
-    const status = err instanceof RelayError ? statusOf(code) : statusOf(code);
+    const status = statusOf(code);
     if (status >= 500) request.log.error({ err }, "request failed");
     if (isSeed(request)) {
       const seedStatus = seedStatusOf(code);

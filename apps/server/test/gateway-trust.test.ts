@@ -23,6 +23,11 @@ t.test("no trust configured: gateway headers are refused with 401", async (t) =>
   const res = await request<Record<string, unknown>>(`${server.http}/send/message`, { headers: seedHeaders(5), body });
   t.equal(res.status, 401);
   t.match(res.body, { status: 401, path: "/send/message", message: /not trusted/ });
+  const malformed = await request<Record<string, unknown>>(`${server.http}/send/message`, {
+    headers: { ...seedHeaders(5), "content-type": "application/json" },
+    body: "{broken",
+  });
+  t.equal(malformed.status, 401, "an untrusted caller is refused before its body is even looked at");
   t.equal((await server.relay.history(401, undefined, 5)).length, 0, "nothing logged");
   t.equal(presenter.json().length, 0, "nothing relayed");
   presenter.close(1000);

@@ -20,7 +20,8 @@ const CLOSE_GRACE_MS = 2000;
  */
 export class PresenterConnection {
   private session: PresenterSession | undefined;
-  private socketClosed = false;
+  /** Set once the socket closed: what its close means for the room. */
+  private closedAs: "stop" | "grace" | undefined;
   private stopped = false;
   alive = true;
 
@@ -34,17 +35,9 @@ export class PresenterConnection {
       this.alive = true;
     });
     ws.on("close", (code: number) => {
-      this.socketClosed = true;
-      if (this.session) this.relay.detachPresenter(this.session, this.stopped || code === 1000 ? "stop" : "grace");
+      this.closedAs = this.stopped || code === 1000 ? "stop" : "grace";
+      if (this.session) this.relay.detachPresenter(this.session, this.closedAs);
     });
-  }
-
-  get attached(): boolean {
-    return this.session !== undefined;
-  }
-
-  get sessionRef(): PresenterSession | undefined {
-    return this.session;
   }
 
   /** Registers the presenter; on failure sends `onError`'s frame and closes with 1013. */
@@ -68,11 +61,11 @@ export class PresenterConnection {
       );
       this.session = session;
       // The socket went away while we were registering it.
-      if (this.socketClosed) this.relay.detachPresenter(session, this.stopped ? "stop" : "grace");
+      if (this.closedAs) this.relay.detachPresenter(session, this.closedAs);
     } catch (err) {
       const message = err instanceof RelayError ? err.message : "could not register the presenter";
       this.log.warn({ err, roomId }, "presenter attach failed");
-      if (!this.socketClosed) {
+      if (!this.closedAs) {
         onError(message);
         this.close(CloseCode.TryAgainLater, "try again later");
       }

@@ -9,7 +9,7 @@ import {
   type SeedSendChattingFrame,
   seedSendBodySchema,
 } from "@chatrelay/protocol";
-import type { FastifyPluginAsync } from "fastify";
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import { GATEWAY_SECRET_HEADER, type GatewayTrust } from "../auth/gateway-trust.js";
 import { AuthError } from "../auth/token-verifier.js";
 import type { ChatMessage } from "../core/message.js";
@@ -31,15 +31,22 @@ export const seedRoutes: FastifyPluginAsync<SeedRoutesOptions> = async (
   app,
   { relay, gatewayTrust, sockets, metrics },
 ) => {
-  app.post<{ Body: SeedSendBody }>(SEED_SEND_PATH, { schema: { body: seedSendBodySchema } }, async (request, reply) => {
+  // Before the body is even read: a caller that is not the gateway learns nothing else.
+  const trustGateway = async (request: FastifyRequest, reply: FastifyReply) => {
+    const secret = request.headers[GATEWAY_SECRET_HEADER];
+    if (!gatewayTrust(request.socket.remoteAddress, typeof secret === "string" ? secret : undefined)) {
+      metrics.post("seed_401");
+      const message = "gateway headers are not trusted: the request did not come through the configured API gateway";
+      return reply.code(401).send(seedError(401, message, SEED_SEND_PATH));
+    }
+  };
+
+  const route = { schema: { body: seedSendBodySchema }, onRequest: trustGateway };
+  app.post<{ Body: SeedSendBody }>(SEED_SEND_PATH, route, async (request, reply) => {
     const fail = (status: number, message: string) => {
       metrics.post(`seed_${status}`);
       return reply.code(status).send(seedError(status, message, SEED_SEND_PATH));
     };
-    const secret = request.headers[GATEWAY_SECRET_HEADER];
-    if (!gatewayTrust(request.socket.remoteAddress, typeof secret === "string" ? secret : undefined)) {
-      return fail(401, "gateway headers are not trusted: the request did not come through the configured API gateway");
-    }
     const userIdx = header(request.headers[SeedHeader.userIdx]);
     if (userIdx === undefined || !/^[1-9]\d{0,15}$/.test(userIdx)) {
       return fail(400, "missing or invalid x-forward-userIdx header");
