@@ -46,6 +46,8 @@ export interface Config {
   };
   logWriter: {
     maxBatch: number;
+    /** Batches written at once to PostgreSQL (PGlite: always 1). */
+    batchesInFlight: number;
   };
   handshakeTimeoutMs: number;
   /** Interval of WebSocket ping control frames; a socket that misses one pong is dropped (its room goes into grace). */
@@ -171,7 +173,10 @@ export function loadConfig(env: Env = process.env): Config {
       gapFillMs: int("GAP_FILL_MS", 250, 1, 60_000),
       resumeDefault: resumeDefault === "acked" ? "acked" : "live",
     },
-    logWriter: { maxBatch: int("LOG_BATCH_MAX", 2000, 1, 50_000) },
+    logWriter: {
+      maxBatch: int("LOG_BATCH_MAX", 2000, 1, 50_000),
+      batchesInFlight: int("LOG_BATCHES_IN_FLIGHT", 2, 1, 16),
+    },
     handshakeTimeoutMs: int("HANDSHAKE_TIMEOUT_MS", 10_000, 100, 600_000),
     wsPingIntervalMs: int("WS_PING_INTERVAL_MS", 30_000, 100, 600_000),
     shutdownTimeoutMs: int("SHUTDOWN_TIMEOUT_MS", 10_000, 100, 600_000),

@@ -12,7 +12,14 @@ try {
   throw err;
 }
 
-const server = await startServer(config);
+let server: Awaited<ReturnType<typeof startServer>>;
+try {
+  server = await startServer(config);
+} catch (err) {
+  // A store that cannot be reached, a migration that fails, a port in use: say which, and stop.
+  process.stderr.write(`chatrelay: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
 let signals = 0;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {

@@ -1,5 +1,6 @@
 import t from "tap";
 import { VerifiedTokenCache } from "../src/auth/token-verifier.js";
+import { GroupCommitWriter } from "../src/chatlog/group-commit.js";
 import { uuidv7 } from "../src/core/ids.js";
 import { checkText } from "../src/core/text.js";
 
@@ -37,4 +38,37 @@ t.test("text rules", async (t) => {
   t.match(checkText("😀😀", 2), { ok: true }, "code points, not UTF-16 units");
   t.match(checkText("😀😀😀", 2), { ok: false, code: "text_too_long" });
   t.match(checkText("ok\ud83d", 10), { ok: false, code: "text_control_characters" }, "lone surrogate");
+});
+
+t.test("group commit writer: batches what queues up, at most maxInFlight at once, close waits", async (t) => {
+  const calls: { items: number[]; finish: () => void }[] = [];
+  const writer = new GroupCommitWriter<number, number>(
+    (items) =>
+      new Promise((resolve) => {
+        calls.push({ items, finish: () => resolve(items.map((i) => (i === 13 ? new Error("bad 13") : i * 10))) });
+      }),
+    3,
+    undefined,
+    2,
+  );
+  const results = [1, 2, 3, 4, 5, 6, 7, 13].map((i) => writer.write(i));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.same(
+    calls.map((c) => c.items),
+    [
+      [1, 2, 3],
+      [4, 5, 6],
+    ],
+    "two batches in flight, each at most maxBatch",
+  );
+  calls[0]?.finish();
+  t.same(await Promise.all(results.slice(0, 3)), [10, 20, 30], "each caller gets its own result after its batch");
+  t.same(calls[2]?.items, [7, 13], "the next batch starts as soon as one finishes");
+  const closing = writer.close();
+  await t.rejects(writer.write(99), /closed/);
+  calls[1]?.finish();
+  calls[2]?.finish();
+  t.same(await Promise.all(results.slice(3, 7)), [40, 50, 60, 70]);
+  await t.rejects(results[7] as Promise<number>, /bad 13/, "a failed item rejects alone");
+  await closing;
 });

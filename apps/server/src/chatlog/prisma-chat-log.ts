@@ -22,8 +22,11 @@ export class PrismaChatLog implements ChatLog {
     private readonly db: Database,
     maxBatch: number,
     onBatch?: (stats: GroupCommitStats) => void,
+    batchesInFlight = 1,
   ) {
-    this.writer = new GroupCommitWriter((drafts) => this.appendBatch(drafts), maxBatch, onBatch);
+    // PGlite runs in this thread: a second batch in flight would only queue behind the first.
+    const inFlight = db.kind === "pglite" ? 1 : batchesInFlight;
+    this.writer = new GroupCommitWriter((drafts) => this.appendBatch(drafts), maxBatch, onBatch, inFlight);
   }
 
   append(draft: MessageDraft): Promise<AppendResult> {
