@@ -25,7 +25,12 @@ export async function connectRedis(
     lazyConnect: true,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
   };
-  const commands = new Redis(url, { ...options, connectionName: `chatrelay:${config.nodeId}:cmd` });
+  // Auto-pipelining: the GETs and PUBLISHes of concurrent posts share one socket write.
+  const commands = new Redis(url, {
+    ...options,
+    enableAutoPipelining: true,
+    connectionName: `chatrelay:${config.nodeId}:cmd`,
+  });
   const subscriber = new Redis(url, { ...options, connectionName: `chatrelay:${config.nodeId}:sub` });
   for (const [name, conn] of [
     ["commands", commands],

@@ -72,6 +72,14 @@ export class PrismaChatLog implements ChatLog {
     return room ? Number(room.lastSeq) : 0;
   }
 
+  async lastSeqs(roomIds: number[]): Promise<Map<number, number>> {
+    const rows = await this.db.prisma.chatRoom.findMany({
+      where: { roomId: { in: roomIds.map(BigInt) } },
+      select: { roomId: true, lastSeq: true },
+    });
+    return new Map(rows.map((r) => [Number(r.roomId), Number(r.lastSeq)]));
+  }
+
   async ping(): Promise<void> {
     await this.db.prisma.$queryRawUnsafe("SELECT 1");
   }

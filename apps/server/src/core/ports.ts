@@ -14,6 +14,8 @@ export interface ChatLog {
   findByClientMsgId(roomId: number, senderId: number, clientMsgId: string): Promise<ChatMessage | null>;
   /** The room's last committed seq (0 when it has none). */
   lastSeq(roomId: number): Promise<number>;
+  /** Last committed seqs of many rooms in one read (rooms without messages are absent). */
+  lastSeqs(roomIds: number[]): Promise<Map<number, number>>;
   /** Throws when the store does not answer. */
   ping(): Promise<void>;
   /** Flushes pending writes, then closes. */

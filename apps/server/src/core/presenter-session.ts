@@ -115,6 +115,11 @@ export class PresenterSession {
     this.drainPending();
   }
 
+  /** True when the log holds messages this session has not delivered yet (a publish that never arrived). */
+  isBehind(tail: number): boolean {
+    return !this.closedFlag && this.nextSeq > 0 && tail >= this.nextSeq && !this.catchingUp;
+  }
+
   ack(seq: number): void {
     if (seq > this.lastAcked && seq < this.nextSeq) {
       this.lastAcked = seq;
