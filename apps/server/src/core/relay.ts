@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { uuidv7 } from "./ids.js";
 import type { ChatMessage } from "./message.js";
 import type { Bus, BusEvent, ChatLog, Presence, PresenceState } from "./ports.js";
-import { PresenterSession, type PresenterSink } from "./presenter-session.js";
+import { PresenterSession, type PresenterSink, type SessionEvents, type SessionOptions } from "./presenter-session.js";
 import { RelayError } from "./relay-error.js";
 import { checkText, cleanNickname } from "./text.js";
 
@@ -71,17 +71,25 @@ export class Relay {
     private readonly logger: Logger,
     private readonly metrics: RelayMetrics,
   ) {
-    bus.onResync(() => void this.resync());
-  }
-
-  private get sessionOptions() {
-    return {
-      gapFillMs: this.options.gapFillMs,
-      sendBufferBytes: this.options.sendBufferBytes,
+    this.sessionOptions = {
+      gapFillMs: options.gapFillMs,
+      sendBufferBytes: options.sendBufferBytes,
       pageSize: 500,
       maxPending: 10_000,
     };
+    bus.onResync(() => void this.resync());
   }
+
+  // Shared by every session of this node (one object, not a set of closures per idle presenter).
+  private readonly sessionOptions: SessionOptions;
+  private readonly sessionEvents: SessionEvents = {
+    onDelivered: () => this.metrics.delivered(),
+    onSlowConsumer: (s) => {
+      this.logger.warn({ roomId: s.roomId, connId: s.connId }, "presenter too slow: send buffer full, closing");
+      void this.dropSession(s, CloseCode.SlowConsumer, CloseReason.slowConsumer, "grace");
+    },
+    onError: (s, err) => this.logger.error({ err, roomId: s.roomId }, "presenter delivery failed"),
+  };
 
   /** The connection id of this node's presenter for the room, if any. */
   presenterOf(roomId: number): string | undefined {
@@ -161,14 +169,7 @@ export class Relay {
       const connId = randomUUID();
       await this.bus.subscribe(roomId, (event) => this.onBusEvent(roomId, event));
       const epoch = await this.presence.claim(roomId, { nodeId: this.options.nodeId, connId });
-      session = new PresenterSession(roomId, connId, epoch, sink, this.log, this.sessionOptions, {
-        onDelivered: () => this.metrics.delivered(),
-        onSlowConsumer: (s) => {
-          this.logger.warn({ roomId: s.roomId, connId: s.connId }, "presenter too slow: send buffer full, closing");
-          void this.dropSession(s, CloseCode.SlowConsumer, CloseReason.slowConsumer, "grace");
-        },
-        onError: (s, err) => this.logger.error({ err, roomId: s.roomId }, "presenter delivery failed"),
-      });
+      session = new PresenterSession(roomId, connId, epoch, sink, this.log, this.sessionOptions, this.sessionEvents);
       const current = this.sessions.get(roomId);
       if (current) void this.dropSession(current, CloseCode.Replaced, CloseReason.replaced, "keep");
       this.sessions.set(roomId, session);

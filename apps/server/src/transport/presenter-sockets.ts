@@ -6,7 +6,7 @@ import type { WebSocket } from "ws";
 import type { TokenVerifier } from "../auth/token-verifier.js";
 import type { Config } from "../config.js";
 import type { ChatMessage } from "../core/message.js";
-import type { PresenterSession } from "../core/presenter-session.js";
+import type { PresenterSession, PresenterSink } from "../core/presenter-session.js";
 import type { Relay } from "../core/relay.js";
 import { RelayError } from "../core/relay-error.js";
 
@@ -18,7 +18,7 @@ const CLOSE_GRACE_MS = 2000;
  * and maps its close to "stop" (normal close or explicit stop) or "grace"
  * (anything else: the presenter is expected back).
  */
-export class PresenterConnection {
+export class PresenterConnection implements PresenterSink {
   private session: PresenterSession | undefined;
   /** Set once the socket closed: what its close means for the room. */
   private closedAs: "stop" | "grace" | undefined;
@@ -30,6 +30,7 @@ export class PresenterConnection {
     private readonly relay: Relay,
     private readonly encode: (message: ChatMessage) => string,
     readonly log: FastifyBaseLogger,
+    onClosed: (connection: PresenterConnection) => void,
   ) {
     ws.on("pong", () => {
       this.alive = true;
@@ -37,7 +38,14 @@ export class PresenterConnection {
     ws.on("close", (code: number) => {
       this.closedAs = this.stopped || code === 1000 ? "stop" : "grace";
       if (this.session) this.relay.detachPresenter(this.session, this.closedAs);
+      onClosed(this);
     });
+  }
+
+  /** PresenterSink: one chat frame; answers the bytes waiting in the socket's send buffer. */
+  send(message: ChatMessage): number {
+    this.ws.send(this.encode(message));
+    return this.ws.bufferedAmount;
   }
 
   /** Registers the presenter; on failure sends `onError`'s frame and closes with 1013. */
@@ -48,17 +56,7 @@ export class PresenterConnection {
     onError: (message: string) => void,
   ): Promise<void> {
     try {
-      const session = await this.relay.attachPresenter(
-        roomId,
-        {
-          send: (message) => {
-            this.ws.send(this.encode(message));
-            return this.ws.bufferedAmount;
-          },
-          close: (code, reason) => this.close(code, reason),
-        },
-        { lastSeq, ...(onStart ? { onStart } : {}) },
-      );
+      const session = await this.relay.attachPresenter(roomId, this, { lastSeq, ...(onStart ? { onStart } : {}) });
       this.session = session;
       // The socket went away while we were registering it.
       if (this.closedAs) this.relay.detachPresenter(session, this.closedAs);
@@ -98,6 +96,7 @@ export class PresenterConnection {
 /** Every presenter socket of this node: liveness pings and drain. */
 export class PresenterSockets {
   private readonly connections = new Set<PresenterConnection>();
+  private readonly forget = (connection: PresenterConnection) => this.connections.delete(connection);
   private readonly pinger: NodeJS.Timeout;
   draining = false;
 
@@ -123,9 +122,8 @@ export class PresenterSockets {
 
   open(ws: WebSocket, encode: (message: ChatMessage) => string): PresenterConnection {
     releaseUpgradeRequest(ws, this.log);
-    const connection = new PresenterConnection(ws, this.relay, encode, this.log);
+    const connection = new PresenterConnection(ws, this.relay, encode, this.log, this.forget);
     this.connections.add(connection);
-    ws.on("close", () => this.connections.delete(connection));
     return connection;
   }
 
