@@ -1,0 +1,204 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, loadavg, totalmem } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { type BenchConfig, LOAD_SCENARIOS, type LoadScenarioId, loadConfig, type ScenarioId } from "./config.js";
+import { formatProfile, type ProfileSummary, summarizeProfile } from "./profile.js";
+import {
+  checkTargets,
+  cpuTable,
+  densityTable,
+  loadTable,
+  logWriterTable,
+  roundsLine,
+  type TargetCheck,
+  targetsTable,
+} from "./report.js";
+import { type DensityResult, runDensity } from "./scenarios/density.js";
+import { type LoadScenarioResult, runLoadGroup } from "./scenarios/load.js";
+import { type LogWriterResult, runLogWriter } from "./scenarios/logwriter.js";
+import { nginxBinary } from "./targets.js";
+import { openFilesLimit } from "./util/limits.js";
+import { installExitHandlers, REPO_DIR, SERVER_MAIN } from "./util/procs.js";
+import { checkPostgres, checkRedis } from "./util/services.js";
+
+interface Outcome {
+  id: ScenarioId;
+  problems: string[];
+  seconds: number;
+}
+
+function machine() {
+  const model = cpus()[0]?.model ?? "unknown";
+  let commit = "unknown";
+  try {
+    commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: REPO_DIR, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain"], { cwd: REPO_DIR, encoding: "utf8" }).trim();
+    if (dirty !== "") commit += " (+ uncommitted changes)";
+  } catch {
+    // Not a git checkout.
+  }
+  return {
+    cores: availableParallelism(),
+    cpuModel: model,
+    memoryGiB: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
+    node: process.version,
+    loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+    openFilesLimit: openFilesLimit() ?? null,
+    commit,
+  };
+}
+
+function needsServices(s: ScenarioId): { postgres: boolean; redis: boolean } {
+  return {
+    postgres: ["b", "c", "d", "logwriter"].includes(s),
+    redis: ["b", "c", "d", "peer"].includes(s),
+  };
+}
+
+async function preflight(config: BenchConfig): Promise<void> {
+  const needs = config.scenarios.map(needsServices);
+  if (!existsSync(SERVER_MAIN)) throw new Error(`${SERVER_MAIN} is missing: run \`pnpm -r run build\` first`);
+  if (needs.some((n) => n.postgres)) await checkPostgres();
+  if (needs.some((n) => n.redis)) await checkRedis();
+  if (config.scenarios.includes("d")) nginxBinary();
+}
+
+/** Each process' main-thread profile: `<dir>/<process name>/CPU.<date>.<time>.<pid>.0.<seq>.cpuprofile`. */
+function mainThreadProfiles(dir: string): [string, string][] {
+  if (!existsSync(dir)) return [];
+  const out: [string, string][] = [];
+  for (const name of readdirSync(dir)) {
+    const sub = join(dir, name);
+    const main = readdirSync(sub).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+    if (main) out.push([name, join(sub, main)]);
+  }
+  return out;
+}
+
+/**
+ * What runs together. Full runs pair the scenarios a target compares (a with the HTTP ceiling,
+ * c with the Socket.IO peer) so their closed-loop rounds interleave; smoke runs each alone.
+ */
+function scenarioGroups(config: BenchConfig): ScenarioId[][] {
+  const selected = new Set(config.scenarios);
+  if (config.smoke) return config.scenarios.map((s) => [s]);
+  const groups: ScenarioId[][] = [];
+  for (const group of [["a", "ceiling"], ["c", "peer"], ["b"], ["d"], ["density"], ["logwriter"]] as ScenarioId[][]) {
+    const picked = group.filter((s) => selected.has(s));
+    if (picked.length > 0) groups.push(picked);
+  }
+  return groups;
+}
+
+async function main(): Promise<number> {
+  installExitHandlers();
+  // `pnpm bench -- --only a` hands the "--" through: options are the same with or without it.
+  const config = loadConfig(process.argv.slice(2).filter((a) => a !== "--"));
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+  if (config.profileDir) config.profileDir = join(config.profileDir, stamp);
+  const started = performance.now();
+  const info = machine();
+  process.stderr.write(
+    `chatrelay bench (${config.smoke ? "smoke" : "full"}): ${config.scenarios.join(", ")}\n` +
+      `  ${info.cores} cores (${info.cpuModel}), ${info.memoryGiB} GiB, node ${info.node}, load ${info.loadAverageAtStart.join(" ")}\n`,
+  );
+
+  try {
+    await preflight(config);
+  } catch (err) {
+    process.stderr.write(`bench: cannot start: ${(err as Error).message}\n`);
+    if (config.smoke) process.stdout.write(`0 passed, ${config.scenarios.length} failed\n`);
+    return 1;
+  }
+
+  const load: LoadScenarioResult[] = [];
+  let density: DensityResult | undefined;
+  let logWriter: LogWriterResult | undefined;
+  const outcomes: Outcome[] = [];
+  const profiles: Record<string, ProfileSummary> = {};
+  const summarised = new Set<string>();
+
+  for (const group of scenarioGroups(config)) {
+    const t0 = performance.now();
+    process.stderr.write(`- ${group.join(" + ")}\n`);
+    const found: { id: ScenarioId; problems: string[] }[] = [];
+    try {
+      const first = group[0] as ScenarioId;
+      if ((LOAD_SCENARIOS as readonly string[]).includes(first)) {
+        for (const r of await runLoadGroup(group as LoadScenarioId[], config)) {
+          load.push(r);
+          found.push({ id: r.id, problems: r.problems });
+          for (const w of r.warnings) process.stderr.write(`  ${r.id}: warning: ${w}\n`);
+        }
+      } else if (first === "density") {
+        density = await runDensity(config);
+        found.push({ id: first, problems: density.problems });
+      } else {
+        logWriter = await runLogWriter(config);
+        found.push({ id: first, problems: logWriter.problems });
+      }
+    } catch (err) {
+      for (const id of group) found.push({ id, problems: [`run failed: ${(err as Error).message}`] });
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    for (const { id, problems } of found) {
+      outcomes.push({ id, problems, seconds });
+      process.stderr.write(`  ${id}: ${problems.length === 0 ? "ok" : `FAILED\n    ${problems.join("\n    ")}`}\n`);
+    }
+    process.stderr.write(`  (${seconds.toFixed(1)}s)\n`);
+    if (config.profileDir) {
+      for (const [name, file] of mainThreadProfiles(config.profileDir)) {
+        if (summarised.has(name)) continue;
+        summarised.add(name);
+        try {
+          profiles[name] = summarizeProfile(file, 20, name);
+        } catch (err) {
+          process.stderr.write(`  could not read profile ${file}: ${(err as Error).message}\n`);
+        }
+      }
+    }
+  }
+  load.sort((x, y) => LOAD_SCENARIOS.indexOf(x.id) - LOAD_SCENARIOS.indexOf(y.id));
+
+  const checks: TargetCheck[] = config.smoke ? [] : checkTargets(load, density, logWriter);
+  const out: string[] = [];
+  if (load.length > 0) out.push(loadTable(load), "", roundsLine(load), "", cpuTable(load));
+  if (density) out.push("", densityTable(density));
+  if (logWriter) out.push("", logWriterTable(logWriter));
+  if (checks.length > 0) out.push("", targetsTable(checks));
+  const warnings = load.flatMap((r) => r.warnings.map((w) => `warning (${r.id}) ${w}`));
+  if (warnings.length > 0) out.push("", ...warnings);
+  for (const s of Object.values(profiles)) out.push("", formatProfile(s));
+  process.stdout.write(`\n${out.join("\n")}\n`);
+
+  mkdirSync(config.outDir, { recursive: true });
+  const file = join(config.outDir, `${config.smoke ? "smoke-" : ""}${stamp}.json`);
+  const totalSeconds = Math.round((performance.now() - started) / 100) / 10;
+  writeFileSync(
+    file,
+    `${JSON.stringify({ startedAt: stamp, mode: config.smoke ? "smoke" : "full", totalSeconds, machine: info, config, targets: checks, load, density, logWriter, profiles, outcomes }, null, 2)}\n`,
+  );
+  process.stdout.write(`\nresults: ${file} (${totalSeconds}s)\n`);
+  if (config.profileDir) process.stdout.write(`profiles: ${config.profileDir}\n`);
+
+  const failed = outcomes.filter((o) => o.problems.length > 0);
+  if (config.smoke || failed.length > 0) {
+    for (const o of outcomes) {
+      process.stdout.write(
+        `${o.problems.length === 0 ? "PASS" : "FAIL"} ${o.id}${o.problems.length ? `: ${o.problems.join("; ")}` : ""}\n`,
+      );
+    }
+  }
+  process.stdout.write(`${outcomes.length - failed.length} passed, ${failed.length} failed\n`);
+  return failed.length === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,523 @@
+import type { BenchConfig, LoadScenarioId } from "../config.js";
+import { Generator } from "../load/generator.js";
+import { openChatrelayPresenters, openSocketIoPresenters, type PresenterGroup } from "../load/presenters.js";
+import { type LatencySummary, Phase, type PhaseMode, summarize, Tracker } from "../load/tracker.js";
+import { pgliteDataDir, startChatrelayNode, startHelperServer, startNginx, type Target } from "../targets.js";
+import { CpuMeter, type CpuReport } from "../util/cpu.js";
+import { diffNodes, type NodePhaseMetrics, snapshotNodes } from "../util/node-metrics.js";
+import { withTimeout } from "../util/procs.js";
+import { type BenchDatabase, createDatabase, JWT_SECRET, mintToken, REDIS_URL, redisPrefix } from "../util/services.js";
+
+export const LOAD_TITLES: Record<LoadScenarioId, string> = {
+  a: "(a) 1 node, embedded PGlite + in-process bus",
+  b: "(b) 1 node, PostgreSQL + Redis",
+  c: "(c) cluster path: post to A, presenter on B",
+  d: "(d) 3 nodes behind nginx",
+  ceiling: "HTTP ceiling: bare fastify route",
+  peer: "peer: Socket.IO 4 + Redis adapter",
+};
+
+export interface PhaseResult {
+  phase: PhaseMode;
+  seconds: number;
+  concurrency: number | null;
+  offeredRate: number | null;
+  issued: number;
+  ok: number;
+  failed: number;
+  failures: Record<string, number>;
+  failureSamples: string[];
+  okPerSec: number;
+  deliveredPerSec: number | null;
+  http: LatencySummary | null;
+  e2e: LatencySummary | null;
+  lost: number;
+  duplicates: number;
+  orderViolations: number;
+  deliveredWithoutAck: number;
+  generatorDropped: number;
+  /** Closed loop: each round's 2xx/s (okPerSec is their median). */
+  rounds?: number[];
+  cpu: CpuReport;
+  /** Each chatrelay node's own view of the phase (group commit, bus publish). */
+  nodes: Record<string, NodePhaseMetrics>;
+}
+
+export interface LoadScenarioResult {
+  id: LoadScenarioId;
+  title: string;
+  delivers: boolean;
+  phases: PhaseResult[];
+  /** Rows in the chat log after the run vs 2xx answers (PostgreSQL scenarios). */
+  durability: { rows: number; acked: number; ok: boolean } | null;
+  foreignFrames: number;
+  strayOrderViolations: number;
+  presenterErrors: string[];
+  unexpectedCloses: string[];
+  /** Empty when the run kept every promise: no loss, no duplicate, order kept, every post answered 2xx. */
+  problems: string[];
+  /** Facts that make a figure less meaningful without breaking a promise (a saturated generator). */
+  warnings: string[];
+  /** How the scenario was set up where it varies (which nginx config). */
+  notes: string[];
+  profiles: string[];
+}
+
+interface Deployment {
+  postBase: string;
+  targets: Target[];
+  delivers: boolean;
+  openPresenters?: (tracker: Tracker, rooms: number[]) => Promise<PresenterGroup>;
+  db?: BenchDatabase;
+}
+
+/** Teardown steps, run in reverse order, each one even when an earlier one failed. */
+class Teardown {
+  private readonly steps: (() => Promise<void>)[] = [];
+  push(step: () => Promise<void>): void {
+    this.steps.push(step);
+  }
+  async run(): Promise<string[]> {
+    const errors: string[] = [];
+    for (const step of this.steps.splice(0).reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        errors.push((err as Error).message);
+      }
+    }
+    return errors;
+  }
+}
+
+const tokenCache = new Map<number, Promise<string>>();
+export function presenterToken(room: number): Promise<string> {
+  let t = tokenCache.get(room);
+  if (!t) {
+    t = mintToken(room, `presenter-${room}`);
+    tokenCache.set(room, t);
+  }
+  return t;
+}
+
+async function deploy(id: LoadScenarioId, config: BenchConfig, down: Teardown): Promise<Deployment> {
+  const profileDir = config.profileDir;
+  const node = async (name: string, env: Record<string, string> = {}) => {
+    const t = await startChatrelayNode({ name, env, profileDir });
+    down.push(() => t.proc.stop(15_000));
+    return t;
+  };
+  const pgAndRedis = async () => {
+    const db = await createDatabase(id);
+    down.push(() => db.drop());
+    const redis = redisPrefix(id);
+    down.push(() => redis.clean());
+    return { db, env: { DATABASE_URL: db.url, REDIS_URL, REDIS_KEY_PREFIX: redis.prefix } };
+  };
+  const relayPresenters = (port: number) => (tracker: Tracker, rooms: number[]) =>
+    openChatrelayPresenters(`ws://127.0.0.1:${port}`, rooms, presenterToken, tracker, {
+      concurrency: 50,
+      timeoutMs: 30_000,
+    });
+
+  switch (id) {
+    case "a": {
+      const pglite = pgliteDataDir();
+      down.push(pglite.remove);
+      const a = await node("a-node", { PGLITE_DATA_DIR: pglite.dir });
+      return {
+        postBase: `http://127.0.0.1:${a.port}`,
+        targets: [a],
+        delivers: true,
+        openPresenters: relayPresenters(a.port),
+      };
+    }
+    case "b": {
+      const { db, env } = await pgAndRedis();
+      const b = await node("b-node", env);
+      return {
+        postBase: `http://127.0.0.1:${b.port}`,
+        targets: [b],
+        delivers: true,
+        openPresenters: relayPresenters(b.port),
+        db,
+      };
+    }
+    case "c": {
+      const { db, env } = await pgAndRedis();
+      const [nodeA, nodeB] = await Promise.all([node("c-node-A-posts", env), node("c-node-B-presenters", env)]);
+      return {
+        postBase: `http://127.0.0.1:${nodeA.port}`,
+        targets: [nodeA, nodeB],
+        delivers: true,
+        openPresenters: relayPresenters(nodeB.port),
+        db,
+      };
+    }
+    case "d": {
+      const { db, env } = await pgAndRedis();
+      const nodes = await Promise.all(
+        [1, 2, 3].map((n) => node(`d-node-${n}`, { ...env, TRUSTED_PROXIES: "127.0.0.1" })),
+      );
+      const nginx = await startNginx(nodes.map((n) => n.port));
+      down.push(() => nginx.proc.stop(5000));
+      return {
+        postBase: `http://127.0.0.1:${nginx.port}`,
+        targets: [...nodes, nginx],
+        delivers: true,
+        openPresenters: relayPresenters(nginx.port),
+        db,
+      };
+    }
+    case "ceiling": {
+      const c = await helper("ceiling", "ceiling.ts", {}, profileDir);
+      down.push(() => c.proc.stop(5000));
+      return { postBase: `http://127.0.0.1:${c.port}`, targets: [c], delivers: false };
+    }
+    case "peer": {
+      const redis = redisPrefix("peer");
+      down.push(() => redis.clean());
+      const env = { REDIS_URL, REDIS_KEY_PREFIX: redis.prefix, JWT_SECRET };
+      const [ingest, edge] = await Promise.all([
+        helper("peer-A-posts", "peer.ts", { ...env, PEER_ROLE: "ingest" }, profileDir),
+        helper("peer-B-presenters", "peer.ts", { ...env, PEER_ROLE: "edge" }, profileDir),
+      ]);
+      down.push(() => ingest.proc.stop(5000));
+      down.push(() => edge.proc.stop(5000));
+      return {
+        postBase: `http://127.0.0.1:${ingest.port}`,
+        targets: [ingest, edge],
+        delivers: true,
+        openPresenters: (tracker, rooms) =>
+          openSocketIoPresenters(`http://127.0.0.1:${edge.port}`, rooms, presenterToken, tracker, {
+            concurrency: 50,
+            timeoutMs: 30_000,
+          }),
+      };
+    }
+  }
+}
+
+function helper(name: string, script: string, env: Record<string, string>, profileDir: string | undefined) {
+  return startHelperServer(name, script, env, profileDir);
+}
+
+function toResult(
+  phase: Phase,
+  delivers: boolean,
+  cpu: CpuReport,
+  nodes: Record<string, NodePhaseMetrics>,
+): PhaseResult {
+  const r = (x: number) => Math.round(x * 10) / 10;
+  return {
+    phase: phase.mode,
+    seconds: r(phase.seconds),
+    concurrency: phase.concurrency ?? null,
+    offeredRate: phase.offeredRate ?? null,
+    issued: phase.issued,
+    ok: phase.ok,
+    failed: phase.failed,
+    failures: phase.failures,
+    failureSamples: phase.failureSamples,
+    okPerSec: r(phase.ok / phase.seconds),
+    deliveredPerSec: delivers ? r(phase.received / phase.seconds) : null,
+    http: summarize(phase.httpLatMs),
+    e2e: delivers ? summarize(phase.e2eLatMs) : null,
+    lost: phase.lost,
+    duplicates: phase.duplicates,
+    orderViolations: phase.orderViolations,
+    deliveredWithoutAck: phase.deliveredWithoutAck,
+    generatorDropped: phase.generatorDropped,
+    cpu,
+    nodes,
+  };
+}
+
+const median = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+};
+
+/** Several closed-loop rounds as one phase: counts and samples pooled, throughput the median round. */
+function mergeRounds(rounds: { phase: Phase; result: PhaseResult }[], delivers: boolean): PhaseResult {
+  const merged = new Phase("closed", "closed");
+  let seconds = 0;
+  for (const { phase } of rounds) {
+    seconds += phase.seconds;
+    merged.issued += phase.issued;
+    merged.ok += phase.ok;
+    merged.failed += phase.failed;
+    for (const [k, v] of Object.entries(phase.failures)) merged.failures[k] = (merged.failures[k] ?? 0) + v;
+    merged.failureSamples.push(...phase.failureSamples.slice(0, 5 - merged.failureSamples.length));
+    merged.received += phase.received;
+    merged.duplicates += phase.duplicates;
+    merged.orderViolations += phase.orderViolations;
+    merged.deliveredWithoutAck += phase.deliveredWithoutAck;
+    merged.lost += phase.lost;
+    merged.generatorDropped += phase.generatorDropped;
+    for (const x of phase.httpLatMs) merged.httpLatMs.push(x);
+    for (const x of phase.e2eLatMs) merged.e2eLatMs.push(x);
+  }
+  merged.concurrency = rounds[0]?.phase.concurrency;
+  merged.startedAt = 0;
+  merged.endedAt = seconds * 1000;
+  const weight = (r: PhaseResult) => r.seconds / Math.max(1e-9, seconds);
+  const avg = (pick: (c: CpuReport) => number) =>
+    Math.round(rounds.reduce((s, { result }) => s + pick(result.cpu) * weight(result), 0) * 10) / 10;
+  const targets: Record<string, number> = {};
+  for (const name of Object.keys(rounds[0]?.result.cpu.targets ?? {})) targets[name] = avg((c) => c.targets[name] ?? 0);
+  const cpu: CpuReport = {
+    generator: avg((c) => c.generator),
+    targets,
+    postgres: avg((c) => c.postgres),
+    redis: avg((c) => c.redis),
+    machineBusy: avg((c) => c.machineBusy),
+    others: avg((c) => c.others),
+  };
+  const nodes: Record<string, NodePhaseMetrics> = {};
+  for (const name of Object.keys(rounds[0]?.result.nodes ?? {})) {
+    const all = rounds.map((r) => r.result.nodes[name]).filter((m): m is NodePhaseMetrics => m !== undefined);
+    const batches = all.reduce((s, m) => s + m.batches, 0);
+    const publishes = all.reduce((s, m) => s + m.publishes, 0);
+    const wmean = (pick: (m: NodePhaseMetrics) => number | null, by: (m: NodePhaseMetrics) => number, total: number) =>
+      total === 0 ? null : Math.round((all.reduce((s, m) => s + (pick(m) ?? 0) * by(m), 0) / total) * 1000) / 1000;
+    nodes[name] = {
+      batches,
+      meanBatchRows: wmean(
+        (m) => m.meanBatchRows,
+        (m) => m.batches,
+        batches,
+      ),
+      meanCommitMs: wmean(
+        (m) => m.meanCommitMs,
+        (m) => m.batches,
+        batches,
+      ),
+      publishes,
+      meanPublishMs: wmean(
+        (m) => m.meanPublishMs,
+        (m) => m.publishes,
+        publishes,
+      ),
+      framesRelayed: all.reduce((s, m) => s + m.framesRelayed, 0),
+    };
+  }
+  const result = toResult(merged, delivers, cpu, nodes);
+  const perRound = rounds.map((r) => r.result.okPerSec);
+  result.okPerSec = Math.round(median(perRound) * 10) / 10;
+  if (delivers) result.deliveredPerSec = Math.round(median(rounds.map((r) => r.result.deliveredPerSec ?? 0)) * 10) / 10;
+  result.rounds = perRound;
+  return result;
+}
+
+/**
+ * One deployed load scenario: its processes, presenters and generator stay up
+ * while the orchestrator runs its phases, possibly interleaved with another
+ * scenario's (so both see the same machine over the same minutes).
+ */
+class LoadRun {
+  readonly result: LoadScenarioResult;
+  private readonly down = new Teardown();
+  private readonly tracker = new Tracker();
+  private readonly rooms: number[];
+  private presenters: PresenterGroup | undefined;
+  private dep: Deployment | undefined;
+  private gen: Generator | undefined;
+  private meter: CpuMeter | undefined;
+  private readonly closedRounds: { phase: Phase; result: PhaseResult }[] = [];
+
+  constructor(
+    readonly id: LoadScenarioId,
+    private readonly config: BenchConfig,
+  ) {
+    this.rooms = Array.from({ length: config.rooms }, (_, i) => i + 1);
+    this.result = {
+      id,
+      title: LOAD_TITLES[id],
+      delivers: id !== "ceiling",
+      phases: [],
+      durability: null,
+      foreignFrames: 0,
+      strayOrderViolations: 0,
+      presenterErrors: [],
+      unexpectedCloses: [],
+      problems: [],
+      warnings: [],
+      notes: [],
+      profiles: [],
+    };
+  }
+
+  get failed(): boolean {
+    return this.result.problems.length > 0;
+  }
+
+  log(s: string): void {
+    process.stderr.write(`  ${this.id}: ${s}\n`);
+  }
+
+  /** Deploys, connects the presenters and the generator; a failure is recorded, not thrown. */
+  async prepare(): Promise<void> {
+    try {
+      const dep = await deploy(this.id, this.config, this.down);
+      this.dep = dep;
+      for (const t of dep.targets) {
+        if (t.note === undefined) continue;
+        this.result.notes.push(`${t.name}: ${t.note}`);
+        this.log(`${t.name}: ${t.note}`);
+      }
+      if (dep.openPresenters) {
+        const group = await dep.openPresenters(this.tracker, this.rooms);
+        this.presenters = group;
+        this.down.push(() => group.close());
+      }
+      const senderTokens = await Promise.all(
+        Array.from({ length: this.config.senders }, (_, i) => mintToken(1_000_000 + i, `viewer-${i}`)),
+      );
+      const gen = new Generator(
+        { baseUrl: dep.postBase, senderTokens, rooms: this.rooms, connections: Math.max(this.config.senders, 64) },
+        this.tracker,
+      );
+      this.gen = gen;
+      this.down.push(() => gen.close());
+      this.meter = new CpuMeter(dep.targets);
+    } catch (err) {
+      this.result.problems.push(`run failed: ${(err as Error).message}`);
+    }
+  }
+
+  private async phase(mode: PhaseMode, run: (gen: Generator, phase: Phase) => Promise<void>) {
+    const { dep, gen, meter } = this;
+    if (!dep || !gen || !meter || this.failed) return undefined;
+    try {
+      const phase = new Phase(`${this.id}-${mode}`, mode);
+      const before = await snapshotNodes(dep.targets);
+      meter.start();
+      await run(gen, phase);
+      const cpu = meter.stop();
+      if (dep.delivers) {
+        await withTimeout(phase.whenDelivered(), this.config.drainTimeoutMs, "deliveries").catch(() => {});
+        this.tracker.settle(phase);
+      }
+      const nodes = diffNodes(before, await snapshotNodes(dep.targets));
+      return { phase, result: toResult(phase, dep.delivers, cpu, nodes) };
+    } catch (err) {
+      this.result.problems.push(`${mode} phase failed: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  async warmup(seconds: number): Promise<void> {
+    this.log(`warm-up ${seconds}s`);
+    const r = await this.phase("warmup", (gen, p) => gen.closedLoop(p, this.config.senders, seconds * 1000));
+    if (r) this.result.phases.push(r.result);
+  }
+
+  async closedRound(seconds: number, round: number): Promise<void> {
+    const r = await this.phase("closed", (gen, p) => gen.closedLoop(p, this.config.senders, seconds * 1000));
+    if (!r) return;
+    this.closedRounds.push(r);
+    this.log(
+      `closed loop round ${round}, ${this.config.senders} senders, ${seconds}s: ${Math.round(r.result.okPerSec)} msgs/s`,
+    );
+  }
+
+  /** The closed rounds as one phase; its median round rate. */
+  endClosed(): number | undefined {
+    if (this.closedRounds.length === 0) return undefined;
+    const merged = mergeRounds(this.closedRounds, this.result.delivers);
+    this.result.phases.push(merged);
+    return merged.okPerSec;
+  }
+
+  async open(rate: number, seconds: number): Promise<void> {
+    this.log(`open loop at ${rate} msgs/s, ${seconds}s`);
+    const r = await this.phase("open", (gen, p) => gen.openLoop(p, rate, seconds * 1000));
+    if (r) this.result.phases.push(r.result);
+  }
+
+  /** Durability check, teardown, and the verdict. */
+  async finish(): Promise<LoadScenarioResult> {
+    const result = this.result;
+    try {
+      if (this.dep?.db && !this.failed) {
+        const rows = await this.dep.db.query<{ n: number }>("SELECT count(*)::int AS n FROM chat_message");
+        const acked = result.phases.reduce((s, p) => s + p.ok, 0);
+        const n = rows[0]?.n ?? 0;
+        result.durability = { rows: n, acked, ok: n >= acked };
+      }
+    } catch (err) {
+      result.problems.push(`durability check failed: ${(err as Error).message}`);
+    } finally {
+      result.foreignFrames = this.tracker.foreignFrames;
+      result.strayOrderViolations = this.tracker.strayOrderViolations;
+      result.presenterErrors = this.tracker.presenterErrors.slice(0, 20);
+      result.unexpectedCloses = this.presenters?.unexpectedCloses.slice(0, 20) ?? [];
+      for (const e of await this.down.run()) result.problems.push(`teardown: ${e}`);
+    }
+    result.problems.push(...integrityProblems(result));
+    for (const p of result.phases) {
+      if (p.phase !== "warmup" && p.cpu.generator >= 85) {
+        result.warnings.push(
+          `${p.phase}: the generator used ${p.cpu.generator}% of a core: it is near saturation, so the target may be faster than measured`,
+        );
+      }
+      if (p.generatorDropped === 0) continue;
+      const what = `${p.phase}: the generator skipped ${p.generatorDropped} of ${p.issued + p.generatorDropped} sends (4096 in flight): the offered rate was not delivered, so this phase measures the generator/machine, not the target`;
+      // A tiny smoke rate must never get there; at full load it is a finding about the run, not a broken promise.
+      if (this.config.smoke) result.problems.push(what);
+      else result.warnings.push(what);
+    }
+    return result;
+  }
+}
+
+/**
+ * Runs load scenarios side by side: all deployed at once, the closed-loop
+ * rounds interleaved (a, ceiling, a, ceiling, ...) so that a pair compared by
+ * a target sees the same machine, then each one's open loop at half its own
+ * median closed-loop rate. Smoke: one open loop at a tiny rate each.
+ */
+export async function runLoadGroup(ids: LoadScenarioId[], config: BenchConfig): Promise<LoadScenarioResult[]> {
+  const runs = ids.map((id) => new LoadRun(id, config));
+  try {
+    for (const run of runs) await run.prepare();
+    if (config.smoke) {
+      for (const run of runs) await run.open(config.openRate ?? config.smokeRate, config.durationS);
+    } else {
+      if (config.warmupS > 0) for (const run of runs) await run.warmup(config.warmupS);
+      const roundSeconds = config.durationS / config.rounds;
+      for (let round = 1; round <= config.rounds; round++) {
+        for (const run of runs) await run.closedRound(roundSeconds, round);
+      }
+      for (const run of runs) {
+        const max = run.endClosed();
+        if (max !== undefined) await run.open(config.openRate ?? Math.max(1, Math.round(max / 2)), config.durationS);
+      }
+    }
+  } finally {
+    for (const run of runs) await run.finish();
+  }
+  return runs.map((r) => r.result);
+}
+
+function integrityProblems(r: LoadScenarioResult): string[] {
+  const problems: string[] = [];
+  for (const p of r.phases) {
+    const tag = `${p.phase}:`;
+    if (p.issued === 0) problems.push(`${tag} no message was posted`);
+    if (p.failed > 0) problems.push(`${tag} ${p.failed} posts failed (${JSON.stringify(p.failures)})`);
+    if (p.lost > 0) problems.push(`${tag} ${p.lost} messages answered 2xx but never reached their presenter`);
+    if (p.duplicates > 0) problems.push(`${tag} ${p.duplicates} duplicate frames`);
+    if (p.orderViolations > 0) problems.push(`${tag} ${p.orderViolations} frames out of seq order`);
+  }
+  if (r.durability && !r.durability.ok) {
+    problems.push(`chat log holds ${r.durability.rows} rows for ${r.durability.acked} 2xx answers`);
+  }
+  if (r.foreignFrames > 0) problems.push(`${r.foreignFrames} frames no post of this run explains`);
+  if (r.strayOrderViolations > 0) problems.push(`${r.strayOrderViolations} unknown frames out of order`);
+  if (r.presenterErrors.length > 0) problems.push(`presenter error frames: ${r.presenterErrors.join("; ")}`);
+  if (r.unexpectedCloses.length > 0) problems.push(`presenter sockets closed: ${r.unexpectedCloses.join("; ")}`);
+  return problems;
+}
