@@ -130,6 +130,7 @@ export const seedRoutes: FastifyPluginAsync<SeedRoutesOptions> = async (
           return frame({ id: "error", message: "lastSeq must be a non-negative integer" });
         }
         phase = "starting";
+        clearTimeout(handshakeTimer);
         void start(token, lastSeq as number | undefined);
         return;
       }
