@@ -46,14 +46,7 @@ export interface SeedErrorFrame {
   message: string;
 }
 
-/** Server -> presenter after a successful start (extension; seed clients ignore unknown ids). */
-export interface SeedStartedFrame {
-  id: "started";
-  roomId: number;
-  lastSeq: number;
-}
-
-export type SeedServerFrame = SeedSendChattingFrame | SeedTokenExceptionFrame | SeedErrorFrame | SeedStartedFrame;
+export type SeedServerFrame = SeedSendChattingFrame | SeedTokenExceptionFrame | SeedErrorFrame;
 
 /** Body of POST /send/message. */
 export interface SeedSendBody {

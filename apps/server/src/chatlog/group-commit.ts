@@ -34,10 +34,6 @@ export class GroupCommitWriter<D, R> {
     private readonly maxInFlight = 1,
   ) {}
 
-  get pending(): number {
-    return this.queue.length;
-  }
-
   write(item: D): Promise<R> {
     if (this.closed) return Promise.reject(new Error("chat log writer is closed"));
     return new Promise<R>((resolve, reject) => {

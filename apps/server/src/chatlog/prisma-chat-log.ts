@@ -153,7 +153,7 @@ function toMessage(row: ChatMessageRow): ChatMessage {
 }
 
 /** The PostgreSQL SQLSTATE of a driver error, however Prisma wrapped it (P2010 -> meta.driverAdapterError.cause). */
-export function sqlState(err: unknown): string | undefined {
+function sqlState(err: unknown): string | undefined {
   const queue: unknown[] = [err];
   for (let seen = 0; queue.length > 0 && seen < 20; seen++) {
     const e = queue.shift();

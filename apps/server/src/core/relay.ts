@@ -91,15 +91,6 @@ export class Relay {
     onError: (s, err) => this.logger.error({ err, roomId: s.roomId }, "presenter delivery failed"),
   };
 
-  /** The connection id of this node's presenter for the room, if any. */
-  presenterOf(roomId: number): string | undefined {
-    return this.sessions.get(roomId)?.connId;
-  }
-
-  get presenterCount(): number {
-    return this.sessions.size;
-  }
-
   start(): void {
     const every = Math.max(200, Math.floor(this.options.presenceTtlMs / 3));
     this.heartbeat = setInterval(() => void this.renewAll(), every);
