@@ -2,7 +2,7 @@ import t from "tap";
 import { VerifiedTokenCache } from "../src/auth/token-verifier.js";
 import { GroupCommitWriter } from "../src/chatlog/group-commit.js";
 import { uuidv7 } from "../src/core/ids.js";
-import { checkText } from "../src/core/text.js";
+import { checkText, cleanNickname } from "../src/core/text.js";
 
 t.test("uuidv7: RFC 9562 layout, time-ordered", async (t) => {
   const a = uuidv7(1_700_000_000_000);
@@ -71,4 +71,13 @@ t.test("group commit writer: batches what queues up, at most maxInFlight at once
   t.same(await Promise.all(results.slice(3, 7)), [40, 50, 60, 70]);
   await t.rejects(results[7] as Promise<number>, /bad 13/, "a failed item rejects alone");
   await closing;
+});
+
+t.test("display names: clean ones pass unchanged, others are cleaned", async (t) => {
+  t.equal(cleanNickname("알리스", 7), "알리스");
+  t.equal(cleanNickname(" padded ", 7), "padded");
+  t.equal(cleanNickname("a\u0000b", 7), "ab");
+  t.equal(cleanNickname("", 7), "user-7");
+  t.equal(cleanNickname(undefined, 7), "user-7");
+  t.equal(cleanNickname("😀".repeat(70), 7), "😀".repeat(64), "capped at 64 characters, not UTF-16 units");
 });

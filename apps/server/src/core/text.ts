@@ -35,6 +35,10 @@ const MAX_NICKNAME = 64;
  * the length is capped, and an empty result falls back to `user-<id>`.
  */
 export function cleanNickname(raw: string | undefined, senderId: number): string {
+  // Per message: the common, already clean name costs one regex test and no copies.
+  if (raw !== undefined && raw.length > 0 && raw.length <= MAX_NICKNAME && !FORBIDDEN.test(raw) && raw.trim() === raw) {
+    return raw;
+  }
   const cleaned = [...(raw ?? "").replace(CONTROL_GLOBAL, "").trim()].slice(0, MAX_NICKNAME).join("");
   return cleaned.length > 0 ? cleaned : `user-${senderId}`;
 }
