@@ -12,8 +12,10 @@ export interface Target {
   port: number;
   /** Extra pids whose CPU belongs to this target (nginx workers). */
   extraPids?: () => number[];
-  /** A chatrelay node: its /metrics are read around each phase. */
+  /** A chatrelay node: its /metrics are read around each phase, from its ops listener. */
   chatrelay?: boolean;
+  /** A chatrelay node's ops listener (/readyz, /metrics). */
+  opsPort?: number;
   note?: string;
 }
 
@@ -77,6 +79,7 @@ export async function startChatrelayNode(options: ChatrelayNodeOptions): Promise
   if (!existsSync(SERVER_MAIN)) throw new Error(`${SERVER_MAIN} is missing: run \`pnpm -r run build\` first`);
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
+    const opsPort = await freePort();
     const nodeArgs = [...profileArgs(options.name, options.profileDir), ...(options.nodeArgs ?? [])];
     const proc = new ManagedProcess({
       name: options.name,
@@ -85,6 +88,7 @@ export async function startChatrelayNode(options: ChatrelayNodeOptions): Promise
       env: {
         PORT: String(port),
         HOST: "127.0.0.1",
+        OPS_PORT: String(opsPort),
         NODE_ID: options.name,
         JWT_SECRET,
         LOG_LEVEL: "warn",
@@ -94,12 +98,12 @@ export async function startChatrelayNode(options: ChatrelayNodeOptions): Promise
     });
     try {
       await pollUntil(
-        () => httpReady(`http://127.0.0.1:${port}/readyz`),
+        () => httpReady(`http://127.0.0.1:${opsPort}/readyz`),
         proc,
         options.startTimeoutMs ?? 30_000,
         `${options.name} to answer /readyz`,
       );
-      return { name: options.name, proc, port, chatrelay: true };
+      return { name: options.name, proc, port, opsPort, chatrelay: true };
     } catch (err) {
       await proc.stop(1000);
       // Another process may have taken the port between freePort() and listen().

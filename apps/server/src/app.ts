@@ -43,6 +43,16 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
     genReqId: () => randomUUID(),
     return503OnClosing: true,
     forceCloseConnections: "idle",
+    // Slow or silent clients cannot hold connections: a connection that sends nothing is cut after the
+    // headers timeout, a request whose body trickles gets 408, an idle keep-alive connection is closed.
+    // Checked every second (Node's default is every 30 s).
+    connectionTimeout: config.http.headersTimeoutMs,
+    requestTimeout: config.http.requestTimeoutMs,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
+    http: {
+      headersTimeout: Math.min(config.http.headersTimeoutMs, config.http.requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs),
+    },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   });
 
@@ -71,7 +81,13 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
   app.setErrorHandler((err: FastifyError | RelayError, request, reply) => {
     const { code, detail } = classify(err, request);
     const status = statusOf(code);
-    if (status >= 500) request.log.error({ err }, "request failed");
+    // Back-pressure (store down, queue full) is expected under faults: one warn line, not a stack per refusal.
+    if (status === 503) request.log.warn({ code, reason: detail }, "request refused: service unavailable");
+    else if (status >= 500) request.log.error({ err }, "request failed");
+    if (status === 503 || status === 429) {
+      reply.header("retry-after", String((err instanceof RelayError ? err.retryAfterSeconds : undefined) ?? 1));
+    }
+    if (isPost(request)) deps.metrics.post(code);
     if (isSeed(request)) {
       const seedStatus = seedStatusOf(code);
       return reply.code(seedStatus).send(seedError(seedStatus, detail, pathOf(request)));
@@ -89,19 +105,35 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
   });
 
   await app.register(websocket, {
-    options: { maxPayload: config.limits.wsMaxFrameBytes, perMessageDeflate: false, clientTracking: true },
+    // autoPong off: pongs to a client's pings are written by the frame loop, inside the send-buffer bound.
+    options: {
+      maxPayload: config.limits.wsMaxFrameBytes,
+      perMessageDeflate: false,
+      clientTracking: true,
+      autoPong: false,
+    },
   });
-  const sockets = new PresenterSockets(deps.relay, deps.verifyToken, config, deps.logger);
-  await app.register(opsRoutes, {
-    metrics: deps.metrics,
-    readiness: deps.readiness,
-    isDraining: () => sockets.draining,
-  });
+  const sockets = new PresenterSockets(
+    {
+      relay: deps.relay,
+      verifyToken: deps.verifyToken,
+      presenterRoles: config.jwt.presenterRoles,
+      sendBufferBytes: config.limits.sendBufferBytes,
+      badFrameLimit: config.badFrames.limit,
+      badFrameWindowMs: config.badFrames.windowMs,
+      pendingStarts: { count: 0 },
+      log: deps.logger,
+    },
+    config.wsPingIntervalMs,
+  );
+  app.get("/healthz", async () => ({ status: "ok" }));
   await app.register(seedRoutes, {
     relay: deps.relay,
     gatewayTrust: deps.gatewayTrust,
     sockets,
     metrics: deps.metrics,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    maxPendingStarts: config.maxPendingStarts,
   });
   await app.register(v1Routes, {
     relay: deps.relay,
@@ -109,8 +141,28 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
     sockets,
     metrics: deps.metrics,
     historyMaxLimit: config.limits.historyMaxLimit,
+    presenterRoles: config.jwt.presenterRoles,
   });
   return { app: app as unknown as FastifyInstance, sockets };
+}
+
+/** The ops listener: liveness, readiness and metrics, on their own port so the load balancer never serves them. */
+export async function buildOpsApp(deps: AppDeps, isDraining: () => boolean): Promise<FastifyInstance> {
+  const ops = Fastify({
+    loggerInstance: deps.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    connectionTimeout: deps.config.http.headersTimeoutMs,
+    requestTimeout: deps.config.http.requestTimeoutMs,
+  });
+  await ops.register(opsRoutes, { metrics: deps.metrics, readiness: deps.readiness, isDraining });
+  return ops as unknown as FastifyInstance;
+}
+
+/** The two chat posts: their outcomes are counted in chatrelay_posts_total. */
+function isPost(request: FastifyRequest): boolean {
+  if (request.method !== "POST") return false;
+  const route = request.routeOptions.url;
+  return route === SEED_SEND_PATH || route === "/v1/rooms/:roomId/messages";
 }
 
 function pathOf(request: FastifyRequest): string {

@@ -1,5 +1,10 @@
 import { randomBytes } from "node:crypto";
+import { statSync } from "node:fs";
 import { hostname } from "node:os";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DEV_JWT_SECRET, secretWeakness } from "./auth/secret-strength.js";
+import { DEFAULT_CLOCK_TOLERANCE_S, DEFAULT_MAX_TOKEN_AGE_S } from "./auth/token-verifier.js";
 
 /** The server's whole configuration, read once from the environment at start-up. */
 export interface Config {
@@ -12,16 +17,30 @@ export interface Config {
   databaseUrl: string | undefined;
   /** PGlite data folder, or "memory://" for a throwaway in-memory log. */
   pgliteDataDir: string;
+  /** MIGRATIONS_DIR (absolute, checked to be a folder); unset means the nearest prisma/migrations. */
+  migrationsDir: string | undefined;
   /** Redis URL; unset means the in-process bus and presence (one node). */
   redisUrl: string | undefined;
   redisKeyPrefix: string;
+  /** ACL user for both Redis connections; overrides the one in REDIS_URL. */
+  redisUsername: string | undefined;
+  /** Redis password (AUTH / ACL); overrides the one in REDIS_URL. */
+  redisPassword: string | undefined;
+  /** After a Redis outage: presenters are re-announced and caught up spread over this window, a few at a time. */
+  redisResync: { spreadMs: number; concurrency: number };
   jwt: {
     secret: string | undefined;
     jwksUrl: string | undefined;
     issuer: string | undefined;
     audience: string | undefined;
-    /** True when the built-in development secret is in use. */
+    /** True when the built-in development secret is in use (the node then listens on loopback only). */
     devSecret: boolean;
+    /** Seconds of clock skew allowed on exp, nbf and iat. */
+    clockToleranceS: number;
+    /** Longest accepted token lifetime (exp - iat) in seconds; 0 = no limit. */
+    maxTokenAgeS: number;
+    /** Lower-cased roles a token needs to open its own room's presenter socket; undefined = any token of that user. */
+    presenterRoles: string[] | undefined;
   };
   gateway: {
     secret: string | undefined;
@@ -48,14 +67,58 @@ export interface Config {
     maxBatch: number;
     /** Batches written at once to PostgreSQL (PGlite: always 1). */
     batchesInFlight: number;
+    /** Rows that may wait for a batch; a post beyond it gets 503 at once. */
+    queueMax: number;
+    /** A post whose COMMIT is not sent within this gets 503, and its row is never written. */
+    commitTimeoutMs: number;
+  };
+  database: {
+    /** PostgreSQL connections for reads (history, catch-up, lookups); appends have their own. */
+    readPoolSize: number;
+    /** `statement_timeout` of every PostgreSQL session (the client gives up 1 s later). */
+    statementTimeoutMs: number;
+    /** Opening a PostgreSQL connection, or waiting for a free read connection. */
+    connectTimeoutMs: number;
+  };
+  /** The ops listener (/metrics, /readyz, /healthz): apart from the public port so the load balancer never serves it. */
+  ops: { port: number; host: string };
+  http: {
+    /** Whole request (headers and body) must arrive within this; slow bodies get 408. */
+    requestTimeoutMs: number;
+    /** Headers must arrive within this from the connection's start (or the previous request). */
+    headersTimeoutMs: number;
+    /** Idle keep-alive connections are closed after this. */
+    keepAliveTimeoutMs: number;
+  };
+  badFrames: {
+    /** More than this many malformed frames within the window closes a presenter socket (1008). */
+    limit: number;
+    windowMs: number;
   };
   handshakeTimeoutMs: number;
+  /** Seed sockets allowed to wait for their start frame at once; more get 503 before the upgrade. */
+  maxPendingStarts: number;
   /** Interval of WebSocket ping control frames; a socket that misses one pong is dropped (its room goes into grace). */
   wsPingIntervalMs: number;
   shutdownTimeoutMs: number;
 }
 
-export const DEV_JWT_SECRET = "chatrelay-dev-secret-change-me";
+export { DEV_JWT_SECRET };
+
+/** What the chat log store needs: all the migrate CLI reads, so it never asks for JWT settings. */
+export interface StoreConfig {
+  databaseUrl: string | undefined;
+  pgliteDataDir: string;
+  migrationsDir: string | undefined;
+}
+
+/**
+ * The default embedded log folder: `.data/pglite` in the server package
+ * (apps/server in the repository, /app in the image), whichever the cwd, so
+ * `pnpm start`, `node apps/server/dist/main.js` and the migrate CLI share it.
+ * This module sits in src/ or dist/, one level below the package root.
+ */
+export const DEFAULT_PGLITE_DATA_DIR = fileURLToPath(new URL("../.data/pglite", import.meta.url));
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -66,9 +129,36 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
-/** Parses and validates the environment; throws one ConfigError listing every wrong value. */
-export function loadConfig(env: Env = process.env): Config {
+/** Reads only the store settings (DATABASE_URL, PGLITE_DATA_DIR, MIGRATIONS_DIR); throws a ConfigError. */
+export function loadStoreConfig(env: Env = process.env): StoreConfig {
   const problems: string[] = [];
+  const store = readStoreConfig(envReader(env, problems));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return store;
+}
+
+function readStoreConfig({ read, url, problems }: EnvReader): StoreConfig {
+  const migrationsDir = read("MIGRATIONS_DIR");
+  const resolved = migrationsDir === undefined ? undefined : resolve(migrationsDir);
+  if (resolved !== undefined && statSync(resolved, { throwIfNoEntry: false })?.isDirectory() !== true) {
+    problems.push(`MIGRATIONS_DIR=${JSON.stringify(migrationsDir)} is not a folder`);
+  }
+  return {
+    databaseUrl: url("DATABASE_URL", ["postgres:", "postgresql:"]),
+    pgliteDataDir: read("PGLITE_DATA_DIR") ?? DEFAULT_PGLITE_DATA_DIR,
+    migrationsDir: resolved,
+  };
+}
+
+interface EnvReader {
+  problems: string[];
+  /** The trimmed value; empty counts as unset. */
+  read(name: string): string | undefined;
+  int(name: string, def: number, min: number, max: number): number;
+  url(name: string, protocols: string[]): string | undefined;
+}
+
+function envReader(env: Env, problems: string[]): EnvReader {
   const read = (name: string): string | undefined => {
     const v = env[name];
     return v === undefined || v.trim() === "" ? undefined : v.trim();
@@ -100,6 +190,15 @@ export function loadConfig(env: Env = process.env): Config {
     }
     return raw;
   };
+  return { problems, read, int, url };
+}
+
+/** Parses and validates the environment; throws one ConfigError listing every wrong value. */
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const reader = envReader(env, problems);
+  const { read, int, url } = reader;
+  const store = readStoreConfig(reader);
 
   const production = read("NODE_ENV") === "production";
   const logLevel = read("LOG_LEVEL") ?? "info";
@@ -110,8 +209,16 @@ export function loadConfig(env: Env = process.env): Config {
   let secret = read("JWT_SECRET");
   const jwksUrl = url("JWT_JWKS_URL", ["http:", "https:"]);
   let devSecret = false;
-  if (secret !== undefined && secret.length < 32) {
-    problems.push("JWT_SECRET must be at least 32 characters (HS256 needs 256 bits)");
+  const secretProblem = secret === undefined ? undefined : secretWeakness(secret, 32);
+  // Never the value itself: this line goes to logs.
+  if (secretProblem !== undefined) problems.push(`JWT_SECRET ${secretProblem}`);
+  if (jwksUrl !== undefined && !isHttpsOrLoopback(jwksUrl)) {
+    problems.push("JWT_JWKS_URL must use https: (plain http: only for a loopback host such as 127.0.0.1)");
+  }
+  if (secret !== undefined && jwksUrl !== undefined) {
+    problems.push(
+      "JWT_SECRET and JWT_JWKS_URL are both set: drop JWT_SECRET to verify tokens with the JWKS keys, or drop JWT_JWKS_URL to verify HS256 tokens with the secret",
+    );
   }
   if (secret === undefined && jwksUrl === undefined) {
     if (production) {
@@ -121,6 +228,17 @@ export function loadConfig(env: Env = process.env): Config {
       devSecret = true;
     }
   }
+  // Anyone can mint tokens with the published development secret: such a node only listens on loopback.
+  let host = read("HOST");
+  if (devSecret) {
+    if (host === undefined) host = "127.0.0.1";
+    else if (!isLoopbackHost(host)) {
+      problems.push(
+        `HOST=${host} is not a loopback address, and JWT_SECRET is unset (built-in development secret, which anyone can mint tokens with): set a real JWT_SECRET or JWT_JWKS_URL to listen beyond loopback`,
+      );
+    }
+  }
+  const presenterRoles = roleList(read("PRESENTER_ROLES"), problems);
 
   const trustedProxies = (read("TRUSTED_PROXIES") ?? "")
     .split(",")
@@ -131,9 +249,8 @@ export function loadConfig(env: Env = process.env): Config {
       problems.push(`TRUSTED_PROXIES entry ${JSON.stringify(entry)} is not an IP address or CIDR`);
   }
   const gatewaySecret = read("GATEWAY_SECRET");
-  if (gatewaySecret !== undefined && gatewaySecret.length < 16) {
-    problems.push("GATEWAY_SECRET must be at least 16 characters");
-  }
+  const gatewayProblem = gatewaySecret === undefined ? undefined : secretWeakness(gatewaySecret, 16);
+  if (gatewayProblem !== undefined) problems.push(`GATEWAY_SECRET ${gatewayProblem}`);
 
   const resumeDefault = read("RESUME_DEFAULT") ?? "live";
   if (resumeDefault !== "live" && resumeDefault !== "acked") {
@@ -142,20 +259,28 @@ export function loadConfig(env: Env = process.env): Config {
 
   const config: Config = {
     port: int("PORT", 8080, 0, 65535),
-    host: read("HOST") ?? "0.0.0.0",
+    host: host ?? "0.0.0.0",
     nodeId: read("NODE_ID") ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`,
     logLevel,
     production,
-    databaseUrl: url("DATABASE_URL", ["postgres:", "postgresql:"]),
-    pgliteDataDir: read("PGLITE_DATA_DIR") ?? ".data/pglite",
+    ...store,
     redisUrl: url("REDIS_URL", ["redis:", "rediss:"]),
     redisKeyPrefix: read("REDIS_KEY_PREFIX") ?? "chatrelay:",
+    redisUsername: read("REDIS_USERNAME"),
+    redisPassword: read("REDIS_PASSWORD"),
+    redisResync: {
+      spreadMs: int("REDIS_RESYNC_SPREAD_MS", 1000, 0, 60_000),
+      concurrency: int("REDIS_RESYNC_CONCURRENCY", 8, 1, 1000),
+    },
     jwt: {
       secret,
       jwksUrl,
       issuer: read("JWT_ISSUER"),
       audience: read("JWT_AUDIENCE"),
       devSecret,
+      clockToleranceS: int("JWT_CLOCK_TOLERANCE_S", DEFAULT_CLOCK_TOLERANCE_S, 0, 300),
+      maxTokenAgeS: int("JWT_MAX_TOKEN_AGE_S", DEFAULT_MAX_TOKEN_AGE_S, 0, 31_536_000),
+      presenterRoles,
     },
     gateway: { secret: gatewaySecret, trustedProxies },
     limits: {
@@ -176,13 +301,67 @@ export function loadConfig(env: Env = process.env): Config {
     logWriter: {
       maxBatch: int("LOG_BATCH_MAX", 2000, 1, 50_000),
       batchesInFlight: int("LOG_BATCHES_IN_FLIGHT", 2, 1, 16),
+      queueMax: int("LOG_QUEUE_MAX", 10_000, 1, 1_000_000),
+      commitTimeoutMs: int("LOG_COMMIT_TIMEOUT_MS", 5000, 100, 600_000),
+    },
+    database: {
+      readPoolSize: int("DB_READ_POOL_SIZE", 4, 1, 100),
+      statementTimeoutMs: int("DB_STATEMENT_TIMEOUT_MS", 5000, 100, 600_000),
+      connectTimeoutMs: int("DB_CONNECT_TIMEOUT_MS", 5000, 100, 600_000),
+    },
+    ops: {
+      port: int("OPS_PORT", 9090, 0, 65535),
+      host: read("OPS_HOST") ?? "127.0.0.1",
+    },
+    http: {
+      requestTimeoutMs: int("HTTP_REQUEST_TIMEOUT_MS", 10_000, 100, 600_000),
+      headersTimeoutMs: int("HTTP_HEADERS_TIMEOUT_MS", 10_000, 100, 600_000),
+      keepAliveTimeoutMs: int("HTTP_KEEPALIVE_TIMEOUT_MS", 72_000, 100, 600_000),
+    },
+    badFrames: {
+      limit: int("WS_BAD_FRAME_LIMIT", 10, 0, 10_000),
+      windowMs: int("WS_BAD_FRAME_WINDOW_MS", 10_000, 100, 3_600_000),
     },
     handshakeTimeoutMs: int("HANDSHAKE_TIMEOUT_MS", 10_000, 100, 600_000),
+    maxPendingStarts: int("WS_MAX_PENDING_STARTS", 1000, 1, 1_000_000),
     wsPingIntervalMs: int("WS_PING_INTERVAL_MS", 30_000, 100, 600_000),
     shutdownTimeoutMs: int("SHUTDOWN_TIMEOUT_MS", 10_000, 100, 600_000),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/** PRESENTER_ROLES: comma-separated role names, lower-cased; unset means no role is required. */
+function roleList(raw: string | undefined, problems: string[]): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const roles = raw
+    .split(",")
+    .map((r) => r.trim().toLowerCase())
+    .filter(Boolean);
+  if (roles.length === 0) problems.push("PRESENTER_ROLES lists no role (leave it unset to require none)");
+  for (const role of roles) {
+    if (!/^[a-z0-9][a-z0-9_.:-]{0,63}$/.test(role)) {
+      problems.push(`PRESENTER_ROLES entry ${JSON.stringify(role)} is not a role name (letters, digits, _ . : -)`);
+    }
+  }
+  return roles;
+}
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped loopback) or localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  const v4 = /^(?:::ffff:)?127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+  return v4?.slice(1).every((o) => Number(o) <= 255) === true;
+}
+
+function isHttpsOrLoopback(raw: string): boolean {
+  try {
+    const u = new URL(raw);
+    return u.protocol === "https:" || (u.protocol === "http:" && isLoopbackHost(u.hostname));
+  } catch {
+    return true; // reported as not a URL already
+  }
 }
 
 function isIpOrCidr(entry: string): boolean {

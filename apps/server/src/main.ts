@@ -20,6 +20,15 @@ try {
   process.stderr.write(`chatrelay: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 }
+// A crash must be visible: the error and its stack go to the log (flushed) before the process exits non-zero.
+for (const event of ["uncaughtException", "unhandledRejection"] as const) {
+  process.on(event, (err: unknown) => {
+    server.logger.fatal({ err, event }, "fatal error; exiting");
+    setTimeout(() => process.exit(1), 1000).unref();
+    server.logger.flush(() => process.exit(1));
+  });
+}
+
 let signals = 0;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {

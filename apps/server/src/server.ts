@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import { MemoryBus } from "./adapters/memory-bus.js";
 import { MemoryPresence } from "./adapters/memory-presence.js";
-import { buildApp } from "./app.js";
+import { buildApp, buildOpsApp } from "./app.js";
 import { createGatewayTrust } from "./auth/gateway-trust.js";
 import { createTokenVerifier } from "./auth/token-verifier.js";
 import { openDatabase } from "./chatlog/database.js";
@@ -22,6 +22,8 @@ export interface RunningServer {
   logger: Logger;
   /** The address the server listens on. */
   url: string;
+  /** The ops listener's address (/healthz, /readyz, /metrics). */
+  opsUrl: string;
   /** Drain and stop: close presenter sockets (1012), stop accepting, flush the log, close stores. */
   shutdown(): Promise<void>;
 }
@@ -45,10 +47,19 @@ export function createLogger(config: Config): Logger {
 /** Wires the adapters the configuration names, migrates the chat log, and listens. */
 export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
   if (config.jwt.devSecret) {
-    logger.warn("JWT_SECRET is not set: using the built-in development secret (refused when NODE_ENV=production)");
+    logger.warn(
+      { host: config.host },
+      "JWT_SECRET is not set: on the built-in development secret, listening on loopback only (set JWT_SECRET or JWT_JWKS_URL to listen beyond it; refused when NODE_ENV=production)",
+    );
   }
   const metrics = new Metrics();
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDataDir: config.pgliteDataDir });
+  const db = await openDatabase({
+    databaseUrl: config.databaseUrl,
+    pgliteDataDir: config.pgliteDataDir,
+    poolSize: config.database.readPoolSize,
+    statementTimeoutMs: config.database.statementTimeoutMs,
+    connectTimeoutMs: config.database.connectTimeoutMs,
+  });
   const applied = await applyMigrations(db);
   if (applied.length > 0) logger.info({ applied }, "chat log migrated");
   const log = new PrismaChatLog(
@@ -56,6 +67,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     config.logWriter.maxBatch,
     (s) => metrics.logBatch(s.batchSize, s.seconds),
     config.logWriter.batchesInFlight,
+    { maxQueued: config.logWriter.queueMax, deadlineMs: config.logWriter.commitTimeoutMs },
   );
 
   let bus: Bus;
@@ -79,6 +91,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       sendBufferBytes: config.limits.sendBufferBytes,
       presenceTtlMs: config.presence.ttlMs,
       resumeDefault: config.delivery.resumeDefault,
+      resyncSpreadMs: config.redisResync.spreadMs,
+      resyncConcurrency: config.redisResync.concurrency,
     },
     logger,
     metrics,
@@ -87,7 +101,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   if (config.redisUrl !== undefined) {
     readiness.push({ name: "redis", check: async () => Promise.all([bus.ping(), presence.ping()]).then(() => {}) });
   }
-  const { app, sockets } = await buildApp({
+  const deps = {
     config,
     logger,
     relay,
@@ -95,17 +109,20 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     gatewayTrust: createGatewayTrust(config.gateway),
     metrics,
     readiness,
-  });
+  };
+  const { app, sockets } = await buildApp(deps);
+  const ops = await buildOpsApp(deps, () => sockets.draining);
   relay.start();
+  const opsUrl = await ops.listen({ port: config.ops.port, host: config.ops.host });
   const url = await app.listen({ port: config.port, host: config.host });
-  logger.info({ url, chatlog: db.kind, bus: config.redisUrl ? "redis" : "memory" }, "chatrelay listening");
+  logger.info({ url, opsUrl, chatlog: db.kind, bus: config.redisUrl ? "redis" : "memory" }, "chatrelay listening");
 
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
-    stopping ??= stop(app, sockets, log, bus, presence, logger);
+    stopping ??= stop(app, sockets, log, bus, presence, logger).finally(() => ops.close());
     return stopping;
   };
-  return { app, relay, config, logger, url, shutdown };
+  return { app, relay, config, logger, url, opsUrl, shutdown };
 }
 
 async function stop(

@@ -1,5 +1,6 @@
 import t from "tap";
 import { openDatabase } from "../src/chatlog/database.js";
+import { LogQueueFullError } from "../src/chatlog/log-errors.js";
 import { applyMigrations } from "../src/chatlog/migrate.js";
 import { PrismaChatLog } from "../src/chatlog/prisma-chat-log.js";
 import { uuidv7 } from "../src/core/ids.js";
@@ -88,4 +89,24 @@ t.test("close flushes pending writes", async (t) => {
     "every write queued before close committed",
   );
   await t.rejects(local.append(draft(3)), /closed/, "no writes after close");
+});
+
+t.test("the queue bound applies on PGlite too: the surplus is refused at once and never written", async (t) => {
+  // On the shared database, which the file's own log closes.
+  const bounded = new PrismaChatLog(db, 100, undefined, 1, { maxQueued: 5, deadlineMs: 60_000 });
+  // All 30 are queued in this turn, before the first batch starts: 5 fit, 25 do not.
+  const results = await Promise.allSettled(
+    Array.from({ length: 30 }, (_, i) => bounded.append(draft(30, { text: `bounded-${i}` }))),
+  );
+  const refused = results.filter((r) => r.status === "rejected");
+  t.equal(refused.length, 25);
+  t.ok(
+    refused.every((r) => r.status === "rejected" && r.reason instanceof LogQueueFullError),
+    "refused with the typed error",
+  );
+  t.same(
+    (await bounded.since(30, 0, 100)).map((m) => m.text),
+    ["bounded-0", "bounded-1", "bounded-2", "bounded-3", "bounded-4"],
+    "only the rows that fit were written",
+  );
 });

@@ -145,7 +145,7 @@ for (const [target, env] of [
 
     /** Rows and batches the log writer committed so far, from the node's own metrics. */
     async function logBatches(): Promise<{ rows: number; batches: number }> {
-      const text = (await request(`${server.http}/metrics`)).text;
+      const text = (await request(`${server.ops}/metrics`)).text;
       const rows = Number(/^chatrelay_log_batch_rows_sum (\d+)/m.exec(text)?.[1] ?? Number.NaN);
       const batches = Number(/^chatrelay_log_batch_rows_count (\d+)/m.exec(text)?.[1] ?? Number.NaN);
       return { rows, batches };

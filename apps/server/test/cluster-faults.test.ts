@@ -80,8 +80,11 @@ t.test("Redis down: posts fail fast with 503, sockets stay open; Redis back: rel
   t.equal(down.status, 503);
   t.match(down.body, { code: "service_unavailable", detail: /presence store unavailable/ });
   t.ok(took < 1500, `answered in ${took} ms, not hung`);
-  const ready = await fetch(`${b.http}/readyz`);
+  const ready = await fetch(`${b.ops}/readyz`);
   t.equal(ready.status, 503, "readyz reports Redis");
+  const body = (await ready.json()) as { checks: Record<string, string> };
+  t.match(body.checks.redis, /^(unavailable|timeout)$/, "in our words");
+  t.notMatch(JSON.stringify(body), /127\.0\.0\.1|ECONNREFUSED|Connection|redis:\/\//i, "no raw error text");
   t.equal(presenter.closed, undefined, "presenter socket stays open");
 
   const resynced = nodes.map((n) =>

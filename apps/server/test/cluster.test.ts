@@ -139,10 +139,10 @@ t.test("presence is a Redis key naming the holding node, with a TTL", async (t) 
 });
 
 t.test("metrics and readiness include Redis", async (t) => {
-  const ready = await request<Record<string, unknown>>(`${a.http}/readyz`);
+  const ready = await request<Record<string, unknown>>(`${a.ops}/readyz`);
   t.equal(ready.status, 200);
   t.match(ready.body, { checks: { chatlog: "ok", redis: "ok" } });
-  const metrics = await request(`${b.http}/metrics`);
+  const metrics = await request(`${b.ops}/metrics`);
   t.match(metrics.text, /chatrelay_redis_connected\{connection="commands"\} 1/);
   t.match(metrics.text, /chatrelay_redis_connected\{connection="subscriber"\} 1/);
   t.match(metrics.text, /chatrelay_publish_seconds_count \d+/);

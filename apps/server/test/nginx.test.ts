@@ -53,7 +53,7 @@ const via = proxy;
 
 /** This node's `chatrelay_posts_total{outcome="accepted"}`, read from the node itself (not through nginx). */
 async function acceptedPosts(node: NodeProcess): Promise<number> {
-  const res = await request(`${node.http}/metrics`);
+  const res = await request(`${node.ops}/metrics`);
   const m = /^chatrelay_posts_total\{outcome="accepted"\} (\d+)$/m.exec(res.text);
   return m ? Number(m[1]) : 0;
 }
@@ -64,14 +64,25 @@ t.test("nginx -t accepts the project's config rendered for loopback upstreams", 
   t.match(result.output, /test is successful/);
 });
 
-t.test("/readyz through nginx is 200 and the request id reaches the node", async (t) => {
-  const res = await request(`${via.http}/readyz`, { headers: { "x-request-id": "nginx-test-readyz" } });
+t.test("/healthz through nginx is 200 and the request id reaches the node", async (t) => {
+  const res = await request(`${via.http}/healthz`, { headers: { "x-request-id": "nginx-test-healthz" } });
   t.equal(res.status, 200, res.text);
-  t.equal((res.body as { status?: string }).status, "ready");
-  t.equal(res.headers.get("x-request-id"), "nginx-test-readyz", "the node used the caller's X-Request-Id");
+  t.equal((res.body as { status?: string }).status, "ok");
+  t.equal(res.headers.get("x-request-id"), "nginx-test-healthz", "the node used the caller's X-Request-Id");
   // Anything but a plain token (log injection, oversized) is replaced by nginx's own id.
-  const odd = await request(`${via.http}/readyz`, { headers: { "x-request-id": 'a b"c' } });
+  const odd = await request(`${via.http}/healthz`, { headers: { "x-request-id": 'a b"c' } });
   t.match(odd.headers.get("x-request-id"), /^[0-9a-f]{32}$/, "an unsafe X-Request-Id is replaced by nginx's");
+});
+
+t.test("the ops endpoints are not reachable through nginx, only on each node's ops listener", async (t) => {
+  for (const path of ["/metrics", "/readyz", "/metrics/", "/readyz?x=1"]) {
+    const res = await request(`${via.http}${path}`);
+    t.equal(res.status, 404, `${path} through nginx`);
+    t.notMatch(res.text, /chatrelay_posts_total|"checks"/, `${path} leaks nothing`);
+  }
+  const node = nodes[0] as NodeProcess;
+  t.equal((await request(`${node.ops}/readyz`)).status, 200, "readiness on the node's ops listener");
+  t.equal((await request(`${node.http}/readyz`)).status, 404, "not on the node's public port");
 });
 
 t.test("a presenter socket through nginx gets every accepted post once, in seq order, from any node", async (t) => {

@@ -129,14 +129,14 @@ t.test("start without token: error frame, then close", async (t) => {
   socket.send({ id: "start" });
   const frame = await socket.next((f) => f.id === "error", "error frame");
   t.match(frame.message, /token/);
-  await socket.waitClose();
+  t.equal((await socket.waitClose()).code, 4003);
 });
 
 t.test("unknown id, non-JSON and binary frames: error frame, socket stays open", async (t) => {
   const presenter = await seedPresenter(104);
   presenter.send({ id: "dance" });
   const unknown = await presenter.next((f) => f.id === "error", "error for unknown id");
-  t.equal(unknown.message, "Invalid message with id dance");
+  t.equal(unknown.message, "Invalid message: unknown id", "in our words: the client's id is never echoed");
   presenter.send("{not json");
   await presenter.until(() => presenter.json().filter((f) => f.id === "error").length === 2, "error for non-JSON");
   presenter.send(Buffer.from([1, 2, 3]));

@@ -5,13 +5,15 @@
 export const CloseCode = {
   /** The presenter stopped broadcasting (or the client closed normally). */
   Normal: 1000,
-  /** The node is shutting down; reconnect (to any node). */
-  GoingAway: 1001,
-  /** Policy violation: non-JSON, binary or otherwise malformed frames after repeated errors. */
+  /** A text frame that is not valid UTF-8 (sent by the WebSocket library itself). */
+  InvalidPayload: 1007,
+  /** Policy violation: too many malformed frames (binary, non-JSON, unknown) in a short window. */
   PolicyViolation: 1008,
   /** A frame exceeded the configured size limit. */
   MessageTooBig: 1009,
-  /** The server could not register the presenter (store unavailable): retry with back-off. */
+  /** An unexpected server error on this socket; reconnect with back-off and resume. */
+  InternalError: 1011,
+  /** The server could not register the presenter or check its token (store or key source unavailable): retry with back-off. */
   TryAgainLater: 1013,
   /** The node restarts or drains; reconnect (to any node) and resume. */
   ServiceRestart: 1012,
@@ -19,7 +21,7 @@ export const CloseCode = {
   Replaced: 4001,
   /** The presenter did not read fast enough: its send buffer hit the limit. Reconnect and resume from the last seq. */
   SlowConsumer: 4002,
-  /** The token was missing, invalid, expired, or does not own the room. */
+  /** The token was missing, invalid, expired (also while the socket is open), or does not own the room. */
   Unauthorized: 4003,
   /** The handshake did not complete in time. */
   HandshakeTimeout: 4004,
@@ -34,4 +36,8 @@ export const CloseReason = {
   handshakeTimeout: "no start frame received in time",
   serviceRestart: "node is restarting; reconnect and resume",
   stopped: "broadcast stopped",
+  tokenExpired: "token expired",
+  badFrames: "too many malformed frames",
+  internalError: "internal error",
+  tryAgainLater: "try again later",
 } as const;

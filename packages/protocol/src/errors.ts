@@ -13,11 +13,15 @@ export const ErrorCode = {
   TextControlCharacters: "text_control_characters",
   InvalidRoom: "invalid_room",
   InvalidCursor: "invalid_cursor",
+  /** Seed: a gateway header (x-forward-*) is missing or malformed. */
+  InvalidHeaders: "invalid_headers",
   Unauthorized: "unauthorized",
   Forbidden: "forbidden",
   RoomNotLive: "room_not_live",
   IdempotencyConflict: "idempotency_conflict",
   NotFound: "not_found",
+  /** A presenter-socket path was requested without a WebSocket upgrade. */
+  UpgradeRequired: "upgrade_required",
   ServiceUnavailable: "service_unavailable",
   Internal: "internal_error",
 } as const;

@@ -15,11 +15,24 @@ export const SeedHeader = {
 
 export type SeedUserType = "presenter" | "viewer";
 
-/** Client -> server, first frame. `lastSeq` is our optional resume extension. */
+/**
+ * Client -> server, first frame. `lastSeq` (resume) and `ready` (ask for a
+ * `ready` frame once attached) are our optional extensions.
+ */
 export interface SeedStartFrame {
   id: "start";
   token: string;
   lastSeq?: number;
+  ready?: boolean;
+}
+
+/** Server -> presenter, only to clients that sent `"ready": true` in their start frame. */
+export interface SeedReadyFrame {
+  id: "ready";
+  roomId: number;
+  connId: string;
+  lastSeq: number;
+  resumeFrom: number | null;
 }
 
 /** Server -> presenter: one relayed chat. `seq`, `messageId`, `senderId`, `sentAt` are extensions seed clients ignore. */
@@ -46,7 +59,7 @@ export interface SeedErrorFrame {
   message: string;
 }
 
-export type SeedServerFrame = SeedSendChattingFrame | SeedTokenExceptionFrame | SeedErrorFrame;
+export type SeedServerFrame = SeedSendChattingFrame | SeedTokenExceptionFrame | SeedErrorFrame | SeedReadyFrame;
 
 /** Body of POST /send/message. */
 export interface SeedSendBody {

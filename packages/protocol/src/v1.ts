@@ -41,10 +41,24 @@ export type V1ServerFrame =
   | { type: "ready"; roomId: number; connId: string; lastSeq: number; resumeFrom: number | null }
   | ({ type: "message" } & ChatMessageView)
   | { type: "pong" }
+  /** Answer to an `auth` frame: the socket now lives until the new token's expiry. */
+  | { type: "authenticated"; expiresAt: string }
   | { type: "error"; code: string; message: string };
 
 /** Presenter -> server frames on the v1 socket. */
-export type V1ClientFrame = { type: "ping" } | { type: "ack"; seq: number } | { type: "stop" };
+export type V1ClientFrame =
+  | { type: "ping" }
+  | { type: "ack"; seq: number }
+  | { type: "stop" }
+  /** A fresh token for the same user, sent before the current one expires. */
+  | { type: "auth"; token: string };
+
+/** Error codes of v1 socket `error` frames (besides the HTTP ones, e.g. service_unavailable). */
+export const SocketErrorCode = {
+  InvalidFrame: "invalid_frame",
+  TokenExpired: "token_expired",
+  TokenRefused: "token_refused",
+} as const;
 
 export const ROOM_ID_PATTERN = "^[1-9][0-9]{0,15}$";
 
@@ -105,6 +119,7 @@ export const historyQuerySchema = {
   properties: {
     before: { type: "string", pattern: "^[1-9][0-9]{0,15}$" },
     limit: { type: "string", pattern: "^[1-9][0-9]{0,3}$" },
+    access_token: { type: "string", minLength: 1, maxLength: 8192 },
   },
 } as const;
 

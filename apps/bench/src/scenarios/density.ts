@@ -150,7 +150,7 @@ export async function runDensity(config: BenchConfig): Promise<DensityResult> {
 
     const settleMs = config.smoke ? 2000 : 20_000;
     const baselineRssBytes = await settledRss(node, settleMs, inspectorUrl);
-    const heapUsedBeforeBytes = await heapUsed(node.port);
+    const heapUsedBeforeBytes = await heapUsed(node.opsPort ?? node.port);
     // Open in steps and read the settled RSS after each: the slope is the marginal cost of a socket,
     // whatever the node's start-up left behind in its baseline.
     const steps: { sockets: number; rssBytes: number }[] = [{ sockets: 0, rssBytes: baselineRssBytes }];
@@ -178,7 +178,7 @@ export async function runDensity(config: BenchConfig): Promise<DensityResult> {
     await new Promise((r) => setTimeout(r, idleS * 1000));
     const idleCpu = meter.stop();
     const loadedRssBytes = await settledRss(node, settleMs, inspectorUrl);
-    const heapUsedAfterBytes = await heapUsed(node.port);
+    const heapUsedAfterBytes = await heapUsed(node.opsPort ?? node.port);
     const first = steps[1];
     const marginal =
       first !== undefined && sockets > first.sockets

@@ -42,7 +42,7 @@ export async function snapshotNodes(targets: Target[]): Promise<Map<string, Samp
     targets
       .filter((t) => t.chatrelay)
       .map(async (t) => {
-        const s = await scrape(t.port);
+        const s = await scrape(t.opsPort ?? t.port);
         if (s) out.set(t.name, s);
       }),
   );

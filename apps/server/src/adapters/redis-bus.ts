@@ -1,31 +1,70 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { Bus, BusEvent, BusHandler } from "../core/ports.js";
-import { decodeBusEvent, encodeBusEvent } from "./bus-codec.js";
+import { type BusCodecLimits, type BusRejectReason, decodeBusEvent, encodeBusEvent } from "./bus-codec.js";
+
+/** Where dropped bus payloads are counted (the ops metrics). */
+export interface BusRejectCounter {
+  busRejected(reason: BusRejectReason): void;
+}
+
+/** At most one warning per interval, however fast forged payloads arrive; the count of the rest goes with it. */
+export class RateLimitedWarning {
+  private lastAt = Number.NEGATIVE_INFINITY;
+  private suppressed = 0;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly message: string,
+    private readonly intervalMs = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** `fields` must hold only values this node produced (never the payload itself). */
+  warn(fields: Record<string, unknown>): void {
+    const at = this.now();
+    if (at - this.lastAt < this.intervalMs) {
+      this.suppressed++;
+      return;
+    }
+    this.logger.warn({ ...fields, suppressedSinceLast: this.suppressed }, this.message);
+    this.lastAt = at;
+    this.suppressed = 0;
+  }
+}
 
 /** Redis pub/sub: one channel per room; this node subscribes while it holds the room's presenter. */
 export class RedisBus implements Bus {
-  private readonly handlers = new Map<string, BusHandler>();
+  private readonly handlers = new Map<string, { roomId: number; handler: BusHandler }>();
   private readonly resyncListeners: (() => void)[] = [];
   private lostConnection = false;
+  private readonly rejectWarning: RateLimitedWarning;
 
   constructor(
     private readonly commands: Redis,
     private readonly subscriber: Redis,
     private readonly prefix: string,
     private readonly logger: Logger,
+    limits: BusCodecLimits,
+    rejects: BusRejectCounter,
   ) {
-    subscriber.on("message", (channel: string, payload: string) => {
-      const handler = this.handlers.get(channel);
-      if (!handler) return;
-      let event: BusEvent;
-      try {
-        event = decodeBusEvent(payload);
-      } catch (err) {
-        this.logger.warn({ err, channel }, "dropping undecodable bus payload");
+    this.rejectWarning = new RateLimitedWarning(logger, "dropping invalid bus payload");
+    subscriber.on("message", (channel: string, payload: unknown) => {
+      const entry = this.handlers.get(channel);
+      if (!entry) return;
+      // Validated before anything is delivered: whoever can publish on Redis can write here.
+      const decoded = decodeBusEvent(payload, entry.roomId, limits);
+      if (!decoded.ok) {
+        rejects.busRejected(decoded.reason);
+        // The channel is ours (it matched a subscription); the payload is never logged.
+        this.rejectWarning.warn({
+          reason: decoded.reason,
+          channel,
+          chars: typeof payload === "string" ? payload.length : -1,
+        });
         return;
       }
-      handler(event);
+      entry.handler(decoded.event);
     });
     for (const conn of [commands, subscriber]) {
       conn.on("close", () => {
@@ -46,7 +85,7 @@ export class RedisBus implements Bus {
 
   async subscribe(roomId: number, handler: BusHandler): Promise<void> {
     const channel = this.channel(roomId);
-    this.handlers.set(channel, handler);
+    this.handlers.set(channel, { roomId, handler });
     await this.subscriber.subscribe(channel);
   }
 

@@ -6,6 +6,32 @@ import type { Metrics } from "../ops/metrics.js";
 import { RedisBus } from "./redis-bus.js";
 import { RedisPresence } from "./redis-presence.js";
 
+const RETRY_BASE_MS = 50;
+const RETRY_CAP_MS = 2000;
+
+/**
+ * Reconnect delay with full jitter: uniform between the base and an exponential ceiling. After an
+ * outage every node (two connections each) would otherwise retry in lockstep and hit Redis together.
+ */
+export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** Math.min(Math.max(attempt, 0), 16));
+  return Math.round(RETRY_BASE_MS + random() * (ceiling - RETRY_BASE_MS));
+}
+
+/**
+ * The URL both connections use: REDIS_USERNAME / REDIS_PASSWORD, when set, replace the URL's
+ * credentials (so the password can live in a secret of its own rather than inside the URL).
+ */
+export function effectiveRedisUrl(config: Pick<Config, "redisUrl" | "redisUsername" | "redisPassword">): string {
+  const url = config.redisUrl as string;
+  if (config.redisUsername === undefined && config.redisPassword === undefined) return url;
+  const u = new URL(url);
+  // Encoded in full (the URL setters leave "%" alone); ioredis decodes the URL's credentials again.
+  if (config.redisUsername !== undefined) u.username = encodeURIComponent(config.redisUsername);
+  if (config.redisPassword !== undefined) u.password = encodeURIComponent(config.redisPassword);
+  return u.toString();
+}
+
 /**
  * Two connections per node: one for commands (presence, publish) and one in
  * subscriber mode. No offline queue and a command timeout: while Redis is
@@ -16,14 +42,14 @@ export async function connectRedis(
   logger: Logger,
   metrics: Metrics,
 ): Promise<{ bus: Bus; presence: Presence }> {
-  const url = config.redisUrl as string;
+  const url = effectiveRedisUrl(config);
   const options: RedisOptions = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: 2000,
     connectTimeout: 2000,
     lazyConnect: true,
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    retryStrategy: (times) => reconnectDelay(times),
   };
   // Auto-pipelining: the GETs and PUBLISHes of concurrent posts share one socket write.
   const commands = new Redis(url, {
@@ -32,6 +58,8 @@ export async function connectRedis(
     connectionName: `chatrelay:${config.nodeId}:cmd`,
   });
   const subscriber = new Redis(url, { ...options, connectionName: `chatrelay:${config.nodeId}:sub` });
+  // connect() only says "Connection is closed."; the reason (WRONGPASS, NOAUTH, ECONNREFUSED) comes as an error event.
+  let firstError: Error | undefined;
   for (const [name, conn] of [
     ["commands", commands],
     ["subscriber", subscriber],
@@ -39,23 +67,40 @@ export async function connectRedis(
     metrics.redisUp.set({ connection: name }, 0);
     conn.on("ready", () => metrics.redisUp.set({ connection: name }, 1));
     conn.on("close", () => metrics.redisUp.set({ connection: name }, 0));
-    conn.on("error", (err) =>
-      logger.warn({ err: { message: err.message }, connection: name }, "redis connection error"),
-    );
+    conn.on("error", (err: Error) => {
+      firstError ??= err;
+      logger.warn({ err: { message: scrub(err.message, url) }, connection: name }, "redis connection error");
+    });
   }
   try {
     await Promise.all([commands.connect(), subscriber.connect()]);
   } catch (err) {
     commands.disconnect();
     subscriber.disconnect();
-    throw new Error(`cannot reach Redis at REDIS_URL (${redact(url)}): ${(err as Error).message}`);
+    const reason = scrub((firstError ?? (err as Error)).message, url);
+    const hint = isAuthFailure(reason)
+      ? " (check the user and password: REDIS_URL, REDIS_USERNAME, REDIS_PASSWORD)"
+      : "";
+    throw new Error(`cannot connect to Redis at REDIS_URL (${redact(url)}): ${reason}${hint}`);
   }
-  const bus = new RedisBus(commands, subscriber, config.redisKeyPrefix, logger);
+  const bus = new RedisBus(
+    commands,
+    subscriber,
+    config.redisKeyPrefix,
+    logger,
+    { maxTextLength: config.limits.maxTextLength },
+    metrics,
+  );
   const presence = new RedisPresence(commands, config.redisKeyPrefix, config.presence.ttlMs, config.presence.graceMs);
   return { bus, presence };
 }
 
-function redact(url: string): string {
+function isAuthFailure(message: string): boolean {
+  return /WRONGPASS|NOAUTH|NOPERM|invalid password|invalid username/i.test(message);
+}
+
+/** The URL as it may appear in a log or an error: never its password. */
+export function redact(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "***";
@@ -63,4 +108,15 @@ function redact(url: string): string {
   } catch {
     return "(unparseable)";
   }
+}
+
+/** Removes the password from a message, should a client library ever quote it. */
+function scrub(message: string, url: string): string {
+  let password: string;
+  try {
+    password = decodeURIComponent(new URL(url).password);
+  } catch {
+    return message;
+  }
+  return password.length === 0 ? message : message.split(password).join("***");
 }

@@ -1,15 +1,26 @@
 import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
+import { topLevelLiteral } from "./json-literal.js";
 
 /** Who a verified token speaks for. */
 export interface Principal {
   userId: number;
   nickname: string | undefined;
-  /** `role` claim when present ("presenter" / "viewer"); a viewer token never opens a presenter socket. */
-  role: string | undefined;
+  /** Lower-cased roles of the `role` claim (a string or an array of strings; anything else gives none). */
+  roles: string[];
+  /** The token's `exp`, in ms since the epoch. */
+  expiresAt: number;
 }
 
+/** A token refused, in our own words (never the token's contents). */
 export class AuthError extends Error {
-  constructor(message: string) {
+  /**
+   * @param unavailable true when the token could not be checked at all because the key source
+   * (JWKS) is unreachable or answered nonsense: a server-side outage, not a bad token.
+   */
+  constructor(
+    message: string,
+    readonly unavailable: boolean = false,
+  ) {
     super(message);
     this.name = "AuthError";
   }
@@ -20,20 +31,32 @@ export interface TokenVerifierOptions {
   jwksUrl: string | undefined;
   issuer: string | undefined;
   audience: string | undefined;
+  /** Seconds of clock skew allowed on `exp`, `nbf` and `iat`. @default 5 */
+  clockToleranceS?: number;
+  /** Longest accepted token lifetime in seconds (`exp - iat`, or `exp - now` without `iat`); 0 = no limit. @default 86400 */
+  maxTokenAgeS?: number;
+  /** How long one JWKS fetch may take. @default 5000 */
+  jwksTimeoutMs?: number;
+  /** Clock in ms since the epoch (tests move it). @default Date.now */
+  now?: () => number;
 }
 
 export type TokenVerifier = (token: string) => Promise<Principal>;
 
+export const DEFAULT_CLOCK_TOLERANCE_S = 5;
+export const DEFAULT_MAX_TOKEN_AGE_S = 86_400;
+
 /**
  * Verifies a JWT with jose: HS256 with the shared secret, or the keys of a
- * JWKS URL (asymmetric algorithms only). `exp` and `nbf` are always
- * enforced; `iss` and `aud` when configured.
+ * JWKS URL (asymmetric algorithms only). `exp` is required and enforced, as
+ * are `nbf`, `iat` (not in the future) and the maximum lifetime, each with
+ * the clock tolerance; `iss` and `aud` when configured.
  */
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   let key: Uint8Array | JWTVerifyGetKey;
   let algorithms: string[];
   if (options.jwksUrl !== undefined) {
-    key = createRemoteJWKSet(new URL(options.jwksUrl), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+    key = remoteKeySet(options.jwksUrl, options.jwksTimeoutMs ?? 5000);
     algorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
   } else if (options.secret !== undefined) {
     key = new TextEncoder().encode(options.secret);
@@ -41,29 +64,71 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   } else {
     throw new Error("a JWT secret or a JWKS URL is required");
   }
+  const toleranceS = options.clockToleranceS ?? DEFAULT_CLOCK_TOLERANCE_S;
+  const maxAgeS = options.maxTokenAgeS ?? DEFAULT_MAX_TOKEN_AGE_S;
+  const now = options.now ?? Date.now;
   const verifyOptions = {
     algorithms,
+    clockTolerance: toleranceS,
     ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
     ...(options.audience === undefined ? {} : { audience: options.audience }),
   };
 
-  const cache = new VerifiedTokenCache(CACHE_ENTRIES, CACHE_TTL_MS);
+  const cache = new VerifiedTokenCache(CACHE_ENTRIES, CACHE_TTL_MS, now);
   return async (token: string): Promise<Principal> => {
     const hit = cache.get(token);
     if (hit) return hit;
+    const currentDate = new Date(now());
     let payload: JWTPayload;
     try {
       // Both overloads share the options; the key's type picks one.
       payload =
         typeof key === "function"
-          ? (await jwtVerify(token, key, verifyOptions)).payload
-          : (await jwtVerify(token, key, verifyOptions)).payload;
+          ? (await jwtVerify(token, key, { ...verifyOptions, currentDate })).payload
+          : (await jwtVerify(token, key, { ...verifyOptions, currentDate })).payload;
     } catch (err) {
-      throw new AuthError(describe(err));
+      throw toAuthError(err);
     }
-    const principal = toPrincipal(payload);
-    cache.set(token, principal, typeof payload.exp === "number" ? payload.exp * 1000 : Number.POSITIVE_INFINITY);
+    checkLifetime(payload, Math.floor(currentDate.getTime() / 1000), toleranceS, maxAgeS);
+    const principal = toPrincipal(payload, token);
+    // Never cached past exp: after it, the next use re-verifies (and the tolerance decides).
+    cache.set(token, principal, principal.expiresAt);
     return principal;
+  };
+}
+
+/** jose checked that exp/iat/nbf, when present, are numbers and that exp and nbf hold; the rest is ours. */
+function checkLifetime(payload: JWTPayload, nowS: number, toleranceS: number, maxAgeS: number): void {
+  const { exp, iat } = payload;
+  if (exp === undefined) throw new AuthError("token has no expiry");
+  if (iat !== undefined && iat > nowS + toleranceS) throw new AuthError("token is issued in the future");
+  if (maxAgeS > 0) {
+    // Without iat the lifetime left is all we can measure; our clock may lag the issuer's by the tolerance.
+    const tooLong = iat !== undefined ? exp - iat > maxAgeS : exp - nowS > maxAgeS + toleranceS;
+    if (tooLong) throw new AuthError(`token lifetime exceeds the maximum of ${maxAgeS} s`);
+  }
+}
+
+/** Marks a failure to obtain the keys (fetch, timeout, bad response) as opposed to a token no key matches. */
+class KeySourceUnavailable extends Error {}
+
+function remoteKeySet(url: string, timeoutMs: number): JWTVerifyGetKey {
+  const remote = createRemoteJWKSet(new URL(url), { timeoutDuration: timeoutMs, cooldownDuration: 30_000 });
+  return async (header, token) => {
+    try {
+      return await remote(header, token);
+    } catch (err) {
+      // These come from matching the token's header against keys that were fetched fine.
+      if (
+        err instanceof errors.JWKSNoMatchingKey ||
+        err instanceof errors.JWKSMultipleMatchingKeys ||
+        err instanceof errors.JOSENotSupported
+      ) {
+        throw err;
+      }
+      // jose's JWKSTimeout, fetch's TypeError, a non-200 or non-JSON answer, JWKSInvalid.
+      throw new KeySourceUnavailable("JWKS unavailable", { cause: err });
+    }
   };
 }
 
@@ -92,36 +157,74 @@ export class VerifiedTokenCache {
   }
 
   set(token: string, principal: Principal, expiresAt: number): void {
+    const now = this.now();
+    const until = Math.min(expiresAt, now + this.ttlMs);
+    // A token accepted within the clock tolerance after its exp is not worth a slot.
+    if (until <= now) return;
     if (this.entries.size >= this.max) {
       // Map iteration order is insertion order: drop the oldest entry.
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }
-    this.entries.set(token, { principal, until: Math.min(expiresAt, this.now() + this.ttlMs) });
+    this.entries.set(token, { principal, until });
   }
 }
 
-function toPrincipal(payload: JWTPayload): Principal {
-  const raw = payload.user_idx ?? payload.sub;
-  const userId =
-    typeof raw === "number" ? raw : typeof raw === "string" && /^[1-9]\d{0,15}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(userId) || userId <= 0) {
-    throw new AuthError("token has no user id: expected a positive integer `user_idx` or `sub` claim");
-  }
+const USER_ID_TEXT = /^[1-9]\d{0,15}$/;
+const NO_USER_ID = "token has no valid user id: expected a positive integer `user_idx` or `sub` claim";
+
+function toPrincipal(payload: JWTPayload, token: string): Principal {
+  const claim = Object.hasOwn(payload, "user_idx") ? "user_idx" : "sub";
+  const raw = payload[claim];
+  let text: string | undefined;
+  if (typeof raw === "string") text = raw;
+  else if (typeof raw === "number") text = numberLiteral(token, claim);
+  if (text === undefined || !USER_ID_TEXT.test(text)) throw new AuthError(NO_USER_ID);
+  const userId = Number(text);
+  if (!Number.isSafeInteger(userId)) throw new AuthError(NO_USER_ID);
+
   const nickname = typeof payload.nickname === "string" ? payload.nickname : undefined;
-  const role = typeof payload.role === "string" ? payload.role : undefined;
-  return { userId, nickname, role };
+  const roles = rolesOf(payload.role);
+  // exp is present (checkLifetime) and a number (jose).
+  const expiresAt = (payload.exp ?? 0) * 1000;
+  return { userId, nickname, roles, expiresAt };
 }
 
-function describe(err: unknown): string {
-  if (err instanceof errors.JWTExpired) return "token expired";
-  if (err instanceof errors.JWTClaimValidationFailed) return `token claim check failed: ${err.claim} ${err.reason}`;
-  if (err instanceof errors.JWSSignatureVerificationFailed) return "token signature is invalid";
-  if (err instanceof errors.JOSEAlgNotAllowed) return "token algorithm is not allowed";
-  if (err instanceof errors.JWKSNoMatchingKey) return "no key in the JWKS matches the token";
-  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return "token is malformed";
-  if (err instanceof errors.JOSEError) return `token rejected: ${err.code}`;
-  return "token could not be verified";
+/** The claim's number as written in the payload, so that a rounded value is never taken for an id. */
+function numberLiteral(token: string, claim: string): string | undefined {
+  const segment = token.split(".")[1];
+  if (segment === undefined) return undefined;
+  return topLevelLiteral(Buffer.from(segment, "base64url").toString("utf8"), claim);
+}
+
+function rolesOf(claim: unknown): string[] {
+  if (typeof claim === "string") return [claim.toLowerCase()];
+  if (Array.isArray(claim) && claim.every((r): r is string => typeof r === "string")) {
+    return claim.map((r) => r.toLowerCase());
+  }
+  return [];
+}
+
+function toAuthError(err: unknown): AuthError {
+  if (err instanceof KeySourceUnavailable) return new AuthError("token keys are unavailable (JWKS unreachable)", true);
+  if (err instanceof errors.JWTExpired) return new AuthError("token expired");
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    switch (err.claim) {
+      case "iss":
+        return new AuthError("token issuer is not accepted");
+      case "aud":
+        return new AuthError("token audience is not accepted");
+      case "nbf":
+        return new AuthError("token is not valid yet");
+      default:
+        return new AuthError("token claims are invalid");
+    }
+  }
+  if (err instanceof errors.JWSSignatureVerificationFailed) return new AuthError("token signature is invalid");
+  if (err instanceof errors.JOSEAlgNotAllowed) return new AuthError("token algorithm is not allowed");
+  if (err instanceof errors.JWKSNoMatchingKey) return new AuthError("no key in the JWKS matches the token");
+  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return new AuthError("token is malformed");
+  return new AuthError("token could not be verified");
 }
 
 /** Extracts the token of an `Authorization: Bearer <token>` header. */

@@ -5,7 +5,9 @@ import type { MessageDraft } from "../core/message.js";
  * id the room already has (returning the first message instead), bumps each
  * room's counter by its count of new drafts (rooms locked in id order, so
  * concurrent batches from other nodes cannot deadlock), and inserts the rows
- * with consecutive seqs in arrival order. Autocommit: one commit per batch.
+ * with consecutive seqs in arrival order. One transaction per batch: on
+ * PostgreSQL an explicit one (see pg-append-writer.ts), so that a batch can
+ * be abandoned before its COMMIT is sent.
  */
 export const APPEND_BATCH_SQL = `
 WITH input AS (
@@ -40,10 +42,11 @@ UNION ALL
 SELECT e.ord, e.id::text, e.seq, e.created_at, e.text, true FROM existing e
 `;
 
+/** One row of the statement's answer (int8 columns: text from pg, bigint from PGlite). */
 export interface AppendRow {
-  ord: bigint | number;
+  ord: bigint | number | string;
   id: string;
-  seq: bigint | number;
+  seq: bigint | number | string;
   created_at: Date;
   /** Set on duplicates only: the first message's values that may differ from the retry. */
   text: string | null;

@@ -4,6 +4,8 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import { PrismaClient } from "../generated/prisma/client.js";
+import { APPEND_BATCH_SQL, type AppendRow } from "./append-statement.js";
+import { type BatchAppender, PgAppendWriter } from "./pg-append-writer.js";
 
 /** Raw SQL access for what Prisma's prepared statements cannot do (multi-statement migration scripts). */
 export interface SqlSession {
@@ -11,10 +13,14 @@ export interface SqlSession {
   exec(script: string): Promise<void>;
 }
 
-/** The chat log's store: a Prisma client plus raw access over the same driver. */
+/** The chat log's store: a Prisma client for reads, an appender for writes, raw access for migrations. */
 export interface Database {
   readonly kind: "pglite" | "postgres";
+  /** Reads. On PostgreSQL: the read pool, which appends never use, so a read storm cannot starve them. */
   readonly prisma: PrismaClient;
+  /** Appends (group-commit batches). On PostgreSQL: dedicated writer connections. */
+  readonly appender: BatchAppender;
+  /** On its own connection without statement timeout (migrations may wait for another node's lock). */
   transaction<T>(fn: (session: SqlSession) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
@@ -22,26 +28,61 @@ export interface Database {
 export interface DatabaseOptions {
   databaseUrl: string | undefined;
   pgliteDataDir: string;
-  /** Connections in the PostgreSQL pool. */
+  /** Connections in the PostgreSQL read pool (history, catch-up, lookups, readiness). */
   poolSize?: number;
+  /** Server-side limit of every statement (`statement_timeout`); the client gives up a little later. */
+  statementTimeoutMs?: number;
+  /** Opening a connection, and waiting for a free one in the read pool. */
+  connectTimeoutMs?: number;
 }
+
+export const DATABASE_DEFAULTS = { poolSize: 4, statementTimeoutMs: 5_000, connectTimeoutMs: 5_000 } as const;
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   return options.databaseUrl === undefined
     ? openPglite(options.pgliteDataDir)
-    : openPostgres(options.databaseUrl, options.poolSize ?? 10);
+    : openPostgres(options.databaseUrl, {
+        poolSize: options.poolSize ?? DATABASE_DEFAULTS.poolSize,
+        statementTimeoutMs: options.statementTimeoutMs ?? DATABASE_DEFAULTS.statementTimeoutMs,
+        connectTimeoutMs: options.connectTimeoutMs ?? DATABASE_DEFAULTS.connectTimeoutMs,
+      });
 }
 
-async function openPostgres(url: string, poolSize: number): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000 });
+async function openPostgres(
+  url: string,
+  limits: { poolSize: number; statementTimeoutMs: number; connectTimeoutMs: number },
+): Promise<Database> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: limits.poolSize,
+    // Both connecting and waiting for a free pooled connection.
+    connectionTimeoutMillis: limits.connectTimeoutMs,
+    statement_timeout: limits.statementTimeoutMs,
+    // Client side, for a server that answers nothing at all; the pool then drops that connection.
+    query_timeout: limits.statementTimeoutMs + 1000,
+    keepAlive: true,
+    application_name: "chatrelay-reader",
+  });
   // An idle client's error (server restart) must not crash the process; the pool replaces it.
   pool.on("error", () => {});
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  const appender = new PgAppendWriter({
+    connectionString: url,
+    connectTimeoutMs: limits.connectTimeoutMs,
+    statementTimeoutMs: limits.statementTimeoutMs,
+  });
   return {
     kind: "postgres",
     prisma,
+    appender,
     async transaction(fn) {
-      const client = await pool.connect();
+      const client = new pg.Client({
+        connectionString: url,
+        connectionTimeoutMillis: limits.connectTimeoutMs,
+        application_name: "chatrelay-migrate",
+      });
+      client.on("error", () => {});
+      await client.connect();
       try {
         await client.query("BEGIN");
         const session: SqlSession = {
@@ -57,10 +98,11 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
         await client.query("ROLLBACK").catch(() => {});
         throw err;
       } finally {
-        client.release();
+        await client.end().catch(() => {});
       }
     },
     async close() {
+      await appender.close();
       await prisma.$disconnect();
       await pool.end();
     },
@@ -74,6 +116,11 @@ async function openPglite(dataDir: string): Promise<Database> {
   return {
     kind: "pglite",
     prisma,
+    // In this thread: it cannot stall the way a server can, so no deadline inside a batch (the queue's still applies).
+    appender: {
+      append: async (params) => (await db.query<AppendRow>(APPEND_BATCH_SQL, params)).rows,
+      close: async () => {},
+    },
     transaction(fn) {
       return db.transaction((tx) =>
         fn({

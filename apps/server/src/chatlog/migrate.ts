@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Database } from "./database.js";
@@ -59,8 +59,15 @@ const MIGRATIONS_TABLE = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
 
 /** `MIGRATIONS_DIR`, or the nearest `prisma/migrations` above this module (source tree, build, or container image). */
 export function findMigrationsDir(): string {
-  const fromEnv = process.env.MIGRATIONS_DIR;
-  if (fromEnv) return resolve(fromEnv);
+  const fromEnv = process.env.MIGRATIONS_DIR?.trim();
+  if (fromEnv) {
+    const dir = resolve(fromEnv);
+    // A clear line instead of readdirSync's ENOENT stack (config.ts reports this before start-up too).
+    if (statSync(dir, { throwIfNoEntry: false })?.isDirectory() !== true) {
+      throw new Error(`MIGRATIONS_DIR=${JSON.stringify(fromEnv)} is not a folder`);
+    }
+    return dir;
+  }
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const candidate = join(dir, "prisma", "migrations");

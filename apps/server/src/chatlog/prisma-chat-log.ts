@@ -1,9 +1,9 @@
 import type { AppendResult, ChatMessage, MessageDraft } from "../core/message.js";
 import type { ChatLog } from "../core/ports.js";
 import type { ChatMessage as ChatMessageRow } from "../generated/prisma/client.js";
-import { APPEND_BATCH_SQL, type AppendRow, appendParams } from "./append-statement.js";
+import { type AppendRow, appendParams } from "./append-statement.js";
 import type { Database } from "./database.js";
-import { type GroupCommitStats, GroupCommitWriter } from "./group-commit.js";
+import { type GroupCommitLimits, type GroupCommitStats, GroupCommitWriter } from "./group-commit.js";
 
 const RETRYABLE = new Set([
   "23505", // unique violation: another node committed the same client message id first
@@ -12,7 +12,10 @@ const RETRYABLE = new Set([
 ]);
 const MAX_ATTEMPTS = 3;
 
-/** The chat log on Prisma: group-committed appends, indexed reads. */
+/**
+ * The chat log: group-committed appends (bounded queue, commit deadline; on
+ * PostgreSQL over dedicated writer connections), reads through Prisma.
+ */
 export class PrismaChatLog implements ChatLog {
   private readonly writer: GroupCommitWriter<MessageDraft, AppendResult>;
   /** Same-node retries of one client message id share the first attempt (a batch cannot hold both). */
@@ -23,10 +26,22 @@ export class PrismaChatLog implements ChatLog {
     maxBatch: number,
     onBatch?: (stats: GroupCommitStats) => void,
     batchesInFlight = 1,
+    limits: Partial<GroupCommitLimits> = {},
   ) {
     // PGlite runs in this thread: a second batch in flight would only queue behind the first.
     const inFlight = db.kind === "pglite" ? 1 : batchesInFlight;
-    this.writer = new GroupCommitWriter((drafts) => this.appendBatch(drafts), maxBatch, onBatch, inFlight);
+    this.writer = new GroupCommitWriter(
+      (drafts, deadline) => this.appendBatch(drafts, deadline),
+      maxBatch,
+      onBatch,
+      inFlight,
+      limits,
+    );
+  }
+
+  /** Rows waiting for a batch now. */
+  get queued(): number {
+    return this.writer.queued;
   }
 
   append(draft: MessageDraft): Promise<AppendResult> {
@@ -89,26 +104,44 @@ export class PrismaChatLog implements ChatLog {
     await this.db.close();
   }
 
-  private async appendBatch(drafts: MessageDraft[]): Promise<(AppendResult | Error)[]> {
+  /**
+   * One batch, one transaction. Rejects (or answers an Error for a row) only
+   * for rows that were not committed: the appender's rule.
+   */
+  private async appendBatch(drafts: MessageDraft[], deadline: number): Promise<(AppendResult | Error)[]> {
     const params = appendParams(drafts);
     for (let attempt = 1; ; attempt++) {
+      let rows: AppendRow[];
       try {
-        const rows = await this.db.prisma.$queryRawUnsafe<AppendRow[]>(APPEND_BATCH_SQL, ...params);
-        return toResults(drafts, rows);
+        rows = await this.db.appender.append(params, deadline);
       } catch (err) {
         const state = sqlState(err) ?? "";
         if (RETRYABLE.has(state) && attempt < MAX_ATTEMPTS) continue;
         // One bad row must not fail the requests it happened to share a batch with: split and retry.
         if (isDataError(state) && drafts.length > 1) {
           const half = Math.ceil(drafts.length / 2);
-          const first = await this.appendBatch(drafts.slice(0, half));
-          return first.concat(await this.appendBatch(drafts.slice(half)));
+          const first = await this.appendPart(drafts.slice(0, half), deadline);
+          return first.concat(await this.appendPart(drafts.slice(half), deadline));
         }
-        if (drafts.length === 1 && isDataError(state)) return [err instanceof Error ? err : new Error(String(err))];
+        if (drafts.length === 1 && isDataError(state)) return [toError(err)];
         throw err;
       }
+      return toResults(drafts, rows);
     }
   }
+
+  /** A split batch's part: its failure is its own rows' (the other part may have committed). */
+  private async appendPart(drafts: MessageDraft[], deadline: number): Promise<(AppendResult | Error)[]> {
+    try {
+      return await this.appendBatch(drafts, deadline);
+    } catch (err) {
+      return drafts.map(() => toError(err));
+    }
+  }
+}
+
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 /** SQLSTATE classes 22 (data exception) and 23 (integrity), but not a unique clash, which a retry resolves. */

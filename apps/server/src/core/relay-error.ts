@@ -6,6 +6,8 @@ export class RelayError extends Error {
     readonly code: ErrorCode,
     message: string,
     override readonly cause?: unknown,
+    /** For 503 and 429: when the client may try again (the `Retry-After` header). */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = "RelayError";

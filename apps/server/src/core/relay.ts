@@ -4,9 +4,10 @@ import { CloseCode, CloseReason, ErrorCode, type UserType } from "@chatrelay/pro
 import type { Logger } from "pino";
 import { uuidv7 } from "./ids.js";
 import type { ChatMessage } from "./message.js";
-import type { Bus, BusEvent, ChatLog, Presence, PresenceState } from "./ports.js";
+import type { Bus, BusEvent, ChatLog, Presence, PresenceRecord, PresenceState } from "./ports.js";
 import { PresenterSession, type PresenterSink, type SessionEvents, type SessionOptions } from "./presenter-session.js";
 import { RelayError } from "./relay-error.js";
+import { runSpread } from "./spread.js";
 import { checkText, cleanNickname } from "./text.js";
 
 export interface RelayOptions {
@@ -16,6 +17,10 @@ export interface RelayOptions {
   sendBufferBytes: number;
   presenceTtlMs: number;
   resumeDefault: "live" | "acked";
+  /** After a bus outage, presenters are re-announced at random moments within this window (default 0: at once). */
+  resyncSpreadMs?: number;
+  /** Most presenters re-announced and caught up at once during a resync (default 8). */
+  resyncConcurrency?: number;
 }
 
 /** Counters the relay reports; the ops layer turns them into Prometheus metrics. */
@@ -62,6 +67,13 @@ export class Relay {
   private readonly attaching = new Map<number, number>();
   private heartbeat: NodeJS.Timeout | undefined;
   private draining = false;
+  /** Sessions a resync has yet to re-announce: the heartbeat must not take their missing key for a takeover. */
+  private readonly awaitingResync = new Set<PresenterSession>();
+  /** A resync pass is running; a reconnect meanwhile asks for one more pass after it. */
+  private resyncing = false;
+  private resyncAgain = false;
+  /** Sessions whose takeover notice is being checked against presence: messages held meanwhile, another notice seen. */
+  private readonly confirmingTakeover = new WeakMap<PresenterSession, { again: boolean; held: ChatMessage[] }>();
 
   constructor(
     private readonly log: ChatLog,
@@ -110,7 +122,10 @@ export class Relay {
     if (presence === null) {
       // A retry of a message that was accepted before the room went off air still gets its first result.
       const earlier = input.clientMsgId === undefined ? undefined : await this.findEarlier(input);
-      if (earlier) return { message: earlier, duplicate: true, presence: "live" };
+      if (earlier) {
+        if (earlier.text !== checked.text) throw idempotencyConflict();
+        return { message: earlier, duplicate: true, presence: "live" };
+      }
       throw new RelayError(ErrorCode.RoomNotLive, "the room is not live: its presenter is not connected");
     }
 
@@ -126,12 +141,10 @@ export class Relay {
         clientMsgId: input.clientMsgId,
       });
     } catch (err) {
-      throw new RelayError(ErrorCode.ServiceUnavailable, "chat log unavailable; the message was not saved", err);
+      throw chatLogUnavailable(err, "chat log unavailable; the message was not saved");
     }
     const { message, duplicate } = appended;
-    if (duplicate && message.text !== checked.text) {
-      throw new RelayError(ErrorCode.IdempotencyConflict, "clientMsgId was already used for a different text");
-    }
+    if (duplicate && message.text !== checked.text) throw idempotencyConflict();
     // Not awaited: the command is on its way to the bus before the answer is; a publish that is
     // lost anyway (bus down, node killed) is caught up from the log by the delivering node.
     if (!duplicate) this.publish(message);
@@ -143,7 +156,7 @@ export class Relay {
     try {
       return await this.log.history(roomId, before, limit);
     } catch (err) {
-      throw new RelayError(ErrorCode.ServiceUnavailable, "chat log unavailable; try again shortly", err);
+      throw chatLogUnavailable(err, "chat log unavailable; try again shortly");
     }
   }
 
@@ -167,8 +180,7 @@ export class Relay {
       this.metrics.presenters(1);
       await this.bus.publish(roomId, { kind: "takeover", connId, epoch });
 
-      const lastSeq =
-        options.lastSeq ?? (this.options.resumeDefault === "acked" ? await this.presence.ackedSeq(roomId) : undefined);
+      const lastSeq = options.lastSeq ?? (await this.defaultResume(roomId));
       // Read the log's tail only after the takeover notice is out: anything committed later reaches us on the bus.
       const tail = await this.log.lastSeq(roomId);
       options.onStart?.({ connId, tail, resumeFrom: lastSeq ?? null });
@@ -187,6 +199,17 @@ export class Relay {
       if (left === 0) this.attaching.delete(roomId);
       else this.attaching.set(roomId, left);
     }
+  }
+
+  /**
+   * Where a presenter that sent no lastSeq resumes: live only, or (RESUME_DEFAULT=acked) after the room's
+   * last acknowledged seq. A room whose presenter never acknowledged anything resumes live: replaying
+   * the whole log to a client that does not ack (every seed client) is never what it wants.
+   */
+  private async defaultResume(roomId: number): Promise<number | undefined> {
+    if (this.options.resumeDefault !== "acked") return undefined;
+    const acked = await this.presence.ackedSeq(roomId);
+    return acked > 0 ? acked : undefined;
   }
 
   /** The presenter's socket closed: "stop" ends the broadcast, "grace" keeps the room accepting posts for a while. */
@@ -225,11 +248,55 @@ export class Relay {
     const session = this.sessions.get(roomId);
     if (!session) return;
     if (event.kind === "message") {
-      session.offer(event.message);
+      const confirming = this.confirmingTakeover.get(session);
+      // Until a takeover notice is settled, what the new holder gets must not reach this one too.
+      if (confirming === undefined) session.offer(event.message);
+      else if (confirming.held.length < MAX_HELD_WHILE_CONFIRMING) confirming.held.push(event.message);
+      // (Past the bound, the session's gap fill reads the rest from the log.)
     } else if (event.epoch > session.epoch) {
-      this.logger.info({ roomId, connId: session.connId, by: event.connId }, "presenter replaced on another node");
-      void this.dropSession(session, CloseCode.Replaced, CloseReason.replaced, "keep");
+      void this.confirmTakeover(session);
     }
+  }
+
+  /**
+   * A takeover notice alone never cuts a presenter: anyone who can publish on the bus could send
+   * one. The new holder claims presence before it publishes the notice, so presence must name
+   * another connection. No record, or a failed lookup, keeps the session: the heartbeat decides.
+   */
+  private async confirmTakeover(session: PresenterSession): Promise<void> {
+    const running = this.confirmingTakeover.get(session);
+    if (running) {
+      // One lookup at a time per session; a notice arriving meanwhile asks for one more.
+      running.again = true;
+      return;
+    }
+    const state = { again: false, held: [] as ChatMessage[] };
+    this.confirmingTakeover.set(session, state);
+    let holder: PresenceRecord | null | undefined;
+    try {
+      do {
+        state.again = false;
+        holder = await this.presence.get(session.roomId);
+      } while (state.again && holder?.connId === session.connId);
+    } catch (err) {
+      holder = undefined;
+      this.logger.warn({ err, roomId: session.roomId }, "could not confirm a takeover notice; the heartbeat decides");
+    } finally {
+      this.confirmingTakeover.delete(session);
+    }
+    if (this.sessions.get(session.roomId) !== session) return;
+    if (holder === undefined || holder === null || holder.connId === session.connId) {
+      if (holder !== undefined) {
+        this.logger.debug({ roomId: session.roomId, connId: session.connId }, "takeover notice not backed by presence");
+      }
+      for (const message of state.held) session.offer(message);
+      return;
+    }
+    this.logger.info(
+      { roomId: session.roomId, connId: session.connId, by: holder.connId },
+      "presenter replaced on another node",
+    );
+    void this.dropSession(session, CloseCode.Replaced, CloseReason.replaced, "keep");
   }
 
   private async dropSession(
@@ -265,7 +332,8 @@ export class Relay {
     await Promise.all(
       [...this.sessions.values()].map(async (s) => {
         try {
-          if (!(await this.presence.renew(s.roomId, s.connId))) {
+          // A key lost with Redis' restart is the pending resync's to put back, not a takeover.
+          if (!(await this.presence.renew(s.roomId, s.connId)) && !this.awaitingResync.has(s)) {
             await this.dropSession(s, CloseCode.Replaced, CloseReason.replaced, "keep");
           }
         } catch (err) {
@@ -309,34 +377,80 @@ export class Relay {
     );
   }
 
-  /** After the bus reconnects: re-announce presence and read what the bus may have dropped meanwhile. */
+  /**
+   * After the bus reconnects: re-announce presence and read what the bus may have dropped meanwhile.
+   * Every node does this for every presenter at the same moment, so the work is spread over
+   * `resyncSpreadMs`, a few sessions at a time, instead of one burst on Redis and the chat log.
+   */
   private async resync(): Promise<void> {
-    const rooms = this.sessions.size;
-    await Promise.all(
-      [...this.sessions.values()].map(async (s) => {
-        try {
-          const ours = await this.presence.reassert(s.roomId, {
-            nodeId: this.options.nodeId,
-            connId: s.connId,
-            epoch: s.epoch,
-            state: "live",
-          });
-          if (!ours) await this.dropSession(s, CloseCode.Replaced, CloseReason.replaced, "keep");
-          else await s.catchUp();
-        } catch (err) {
-          this.logger.warn({ err, roomId: s.roomId }, "resync failed");
-        }
-      }),
-    );
+    if (this.resyncing) {
+      this.resyncAgain = true;
+      return;
+    }
+    this.resyncing = true;
+    let rooms = 0;
+    try {
+      do {
+        this.resyncAgain = false;
+        rooms = await this.resyncPass();
+      } while (this.resyncAgain && !this.draining);
+    } finally {
+      this.resyncing = false;
+    }
     this.logger.info({ rooms }, "presence re-announced after reconnect");
     this.events.emit("resynced");
+  }
+
+  private async resyncPass(): Promise<number> {
+    const sessions = [...this.sessions.values()];
+    for (const s of sessions) this.awaitingResync.add(s);
+    const options = { spreadMs: this.options.resyncSpreadMs ?? 0, concurrency: this.options.resyncConcurrency ?? 8 };
+    await runSpread(sessions, options, async (s) => {
+      try {
+        // Gone meanwhile (replaced, closed, drained): nothing to re-announce.
+        if (this.draining || this.sessions.get(s.roomId) !== s) return;
+        const ours = await this.presence.reassert(s.roomId, {
+          nodeId: this.options.nodeId,
+          connId: s.connId,
+          epoch: s.epoch,
+          state: "live",
+        });
+        this.awaitingResync.delete(s);
+        if (!ours) await this.dropSession(s, CloseCode.Replaced, CloseReason.replaced, "keep");
+        else await s.catchUp();
+      } catch (err) {
+        this.logger.warn({ err, roomId: s.roomId }, "resync failed");
+      } finally {
+        this.awaitingResync.delete(s);
+      }
+    });
+    return sessions.length;
   }
 
   private async findEarlier(input: SendInput): Promise<ChatMessage | null> {
     try {
       return await this.log.findByClientMsgId(input.roomId, input.senderId, input.clientMsgId as string);
     } catch (err) {
-      throw new RelayError(ErrorCode.ServiceUnavailable, "chat log unavailable; try again shortly", err);
+      throw chatLogUnavailable(err, "chat log unavailable; try again shortly");
     }
   }
+}
+
+/**
+ * A chat log failure as a 503 with Retry-After. The log's back-pressure
+ * refusals (queue full, commit deadline) carry their own detail and delay;
+ * the core reads them by shape, as it imports no adapter.
+ */
+function chatLogUnavailable(err: unknown, detail: string): RelayError {
+  const refusal = err as { publicDetail?: unknown; retryAfterSeconds?: unknown } | null;
+  const retryAfter = typeof refusal?.retryAfterSeconds === "number" ? refusal.retryAfterSeconds : 2;
+  const own = typeof refusal?.publicDetail === "string" ? refusal.publicDetail : detail;
+  return new RelayError(ErrorCode.ServiceUnavailable, own, err, retryAfter);
+}
+
+/** Messages held for one session while a takeover notice is checked (one Redis round trip, normally). */
+const MAX_HELD_WHILE_CONFIRMING = 10_000;
+
+function idempotencyConflict(): RelayError {
+  return new RelayError(ErrorCode.IdempotencyConflict, "clientMsgId was already used for a different text");
 }

@@ -44,6 +44,12 @@ export class Metrics implements RelayMetrics {
     labelNames: ["connection"],
     registers: [this.registry],
   });
+  private readonly busRejects = new Counter({
+    name: "chatrelay_bus_rejected_total",
+    help: "Bus payloads dropped before delivery because they failed validation, by reason.",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "chatrelay_" });
@@ -63,6 +69,11 @@ export class Metrics implements RelayMetrics {
 
   publishSeconds(seconds: number): void {
     this.publish.observe(seconds);
+  }
+
+  /** `reason` is one of the bus codec's fixed reasons (bounded label values). */
+  busRejected(reason: string): void {
+    this.busRejects.inc({ reason });
   }
 
   logBatch(rows: number, seconds: number): void {

@@ -3,95 +3,8 @@ import type { Socket } from "node:net";
 import { CloseCode, CloseReason } from "@chatrelay/protocol";
 import type { FastifyBaseLogger } from "fastify";
 import type { WebSocket } from "ws";
-import type { TokenVerifier } from "../auth/token-verifier.js";
-import type { Config } from "../config.js";
-import type { ChatMessage } from "../core/message.js";
-import type { PresenterSession, PresenterSink } from "../core/presenter-session.js";
-import type { Relay } from "../core/relay.js";
-import { RelayError } from "../core/relay-error.js";
-
-/** How long a server-closed socket may take to finish its close handshake before it is cut. */
-const CLOSE_GRACE_MS = 2000;
-
-/**
- * One presenter socket, whatever its surface: binds it to a relay session,
- * and maps its close to "stop" (normal close or explicit stop) or "grace"
- * (anything else: the presenter is expected back).
- */
-export class PresenterConnection implements PresenterSink {
-  private session: PresenterSession | undefined;
-  /** Set once the socket closed: what its close means for the room. */
-  private closedAs: "stop" | "grace" | undefined;
-  private stopped = false;
-  alive = true;
-
-  constructor(
-    readonly ws: WebSocket,
-    private readonly relay: Relay,
-    private readonly encode: (message: ChatMessage) => string,
-    readonly log: FastifyBaseLogger,
-    onClosed: (connection: PresenterConnection) => void,
-  ) {
-    ws.on("pong", () => {
-      this.alive = true;
-    });
-    ws.on("close", (code: number) => {
-      this.closedAs = this.stopped || code === 1000 ? "stop" : "grace";
-      if (this.session) this.relay.detachPresenter(this.session, this.closedAs);
-      onClosed(this);
-    });
-  }
-
-  /** PresenterSink: one chat frame; answers the bytes waiting in the socket's send buffer. */
-  send(message: ChatMessage): number {
-    this.ws.send(this.encode(message));
-    return this.ws.bufferedAmount;
-  }
-
-  /** Registers the presenter; on failure sends `onError`'s frame and closes with 1013. */
-  async attach(
-    roomId: number,
-    lastSeq: number | undefined,
-    onStart: ((info: { connId: string; tail: number; resumeFrom: number | null }) => void) | undefined,
-    onError: (message: string) => void,
-  ): Promise<void> {
-    try {
-      const session = await this.relay.attachPresenter(roomId, this, { lastSeq, ...(onStart ? { onStart } : {}) });
-      this.session = session;
-      // The socket went away while we were registering it.
-      if (this.closedAs) this.relay.detachPresenter(session, this.closedAs);
-    } catch (err) {
-      const message = err instanceof RelayError ? err.message : "could not register the presenter";
-      this.log.warn({ err, roomId }, "presenter attach failed");
-      if (!this.closedAs) {
-        onError(message);
-        this.close(CloseCode.TryAgainLater, "try again later");
-      }
-    }
-  }
-
-  /** The presenter ended the broadcast: the room stops being live now. */
-  stop(): void {
-    this.stopped = true;
-    if (this.session) this.relay.detachPresenter(this.session, "stop");
-    this.close(CloseCode.Normal, CloseReason.stopped);
-  }
-
-  ack(seq: number): void {
-    if (this.session) this.relay.ack(this.session, seq);
-  }
-
-  sendText(text: string): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(text);
-  }
-
-  close(code: number, reason: string): void {
-    if (this.ws.readyState === this.ws.CLOSED) return;
-    this.ws.close(code, reason);
-    // A presenter that stopped reading never answers the close frame.
-    setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
-  }
-}
+import type { FrameCodec } from "./frame-codec.js";
+import { PresenterConnection, type SocketContext } from "./presenter-connection.js";
 
 /** Every presenter socket of this node: liveness pings and drain. */
 export class PresenterSockets {
@@ -101,28 +14,23 @@ export class PresenterSockets {
   draining = false;
 
   constructor(
-    readonly relay: Relay,
-    readonly verifyToken: TokenVerifier,
-    readonly config: Config,
-    readonly log: FastifyBaseLogger,
+    readonly ctx: SocketContext,
+    pingIntervalMs: number,
   ) {
     // A half-open TCP connection would keep its room "live" forever: ping, and drop what does not answer.
     this.pinger = setInterval(() => {
-      for (const c of this.connections) {
-        if (!c.alive) {
-          c.ws.terminate();
-          continue;
-        }
-        c.alive = false;
-        c.ws.ping();
-      }
-    }, config.wsPingIntervalMs);
+      for (const c of this.connections) c.heartbeat();
+    }, pingIntervalMs);
     this.pinger.unref();
   }
 
-  open(ws: WebSocket, encode: (message: ChatMessage) => string): PresenterConnection {
-    releaseUpgradeRequest(ws, this.log);
-    const connection = new PresenterConnection(ws, this.relay, encode, this.log, this.forget);
+  get log(): FastifyBaseLogger {
+    return this.ctx.log;
+  }
+
+  open(ws: WebSocket, codec: FrameCodec): PresenterConnection {
+    releaseUpgradeRequest(ws, this.ctx.log);
+    const connection = new PresenterConnection(ws, this.ctx, codec, this.forget);
     this.connections.add(connection);
     return connection;
   }
@@ -131,7 +39,7 @@ export class PresenterSockets {
   async drain(): Promise<void> {
     this.draining = true;
     clearInterval(this.pinger);
-    await this.relay.drain();
+    await this.ctx.relay.drain();
     for (const c of this.connections) c.close(CloseCode.ServiceRestart, CloseReason.serviceRestart);
   }
 }

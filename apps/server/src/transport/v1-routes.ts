@@ -1,5 +1,4 @@
 import {
-  type ChatMessageView,
   ErrorCode,
   type HistoryPage,
   historyPageSchema,
@@ -9,17 +8,17 @@ import {
   postMessageResultSchema,
   presenterSocketQuerySchema,
   problemSchema,
-  ROOM_ID_PATTERN,
   roomParamsSchema,
-  type V1ServerFrame,
 } from "@chatrelay/protocol";
 import type { FastifyPluginAsync, FastifyRequest } from "fastify";
+import { mayOpenPresenter } from "../auth/presenter-rule.js";
 import { AuthError, bearerToken, type Principal, type TokenVerifier } from "../auth/token-verifier.js";
-import type { ChatMessage } from "../core/message.js";
 import type { Relay } from "../core/relay.js";
 import { RelayError } from "../core/relay-error.js";
 import type { Metrics } from "../ops/metrics.js";
+import { parseId, parseSeq } from "./ids.js";
 import type { PresenterSockets } from "./presenter-sockets.js";
+import { toView, v1Codec } from "./v1-codec.js";
 
 interface V1RoutesOptions {
   relay: Relay;
@@ -27,6 +26,7 @@ interface V1RoutesOptions {
   sockets: PresenterSockets;
   metrics: Metrics;
   historyMaxLimit: number;
+  presenterRoles: readonly string[] | undefined;
 }
 
 declare module "fastify" {
@@ -37,7 +37,8 @@ declare module "fastify" {
 
 type RoomParams = { roomId: string };
 
-const ROOM_ID = new RegExp(ROOM_ID_PATTERN);
+/** Seconds a client should wait after a 503 caused by an unreachable key source (JWKS). */
+const KEYS_RETRY_AFTER_S = 5;
 
 const errorResponses = {
   400: problemSchema,
@@ -51,13 +52,23 @@ const errorResponses = {
 export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) => {
   const { relay, verifyToken, sockets, metrics } = opts;
 
+  // onRequest: the token is checked first, before the body is read or anything else is validated.
   const authenticate = async (request: FastifyRequest) => {
-    const query = request.query as { access_token?: string } | undefined;
-    const token = bearerToken(request.headers.authorization) ?? query?.access_token;
+    const query = request.query as Record<string, unknown> | undefined;
+    const fromQuery = query !== undefined && Object.hasOwn(query, "access_token") ? query.access_token : undefined;
+    const token = bearerToken(request.headers.authorization) ?? (typeof fromQuery === "string" ? fromQuery : undefined);
     if (token === undefined) throw new RelayError(ErrorCode.Unauthorized, "missing bearer token");
     try {
       request.principal = await verifyToken(token);
     } catch (err) {
+      if (err instanceof AuthError && err.unavailable) {
+        throw new RelayError(
+          ErrorCode.ServiceUnavailable,
+          "the token could not be checked now; try again shortly",
+          err,
+          KEYS_RETRY_AFTER_S,
+        );
+      }
       throw new RelayError(ErrorCode.Unauthorized, err instanceof AuthError ? err.message : "invalid token");
     }
   };
@@ -70,32 +81,27 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
         body: postMessageBodySchema,
         response: { 200: postMessageResultSchema, 201: postMessageResultSchema, ...errorResponses },
       },
-      preHandler: authenticate,
+      onRequest: authenticate,
     },
     async (request, reply) => {
       const principal = request.principal as Principal;
-      const roomId = Number(request.params.roomId);
+      const roomId = roomIdOf(request.params);
       request.logContext = { roomId, userId: principal.userId };
-      try {
-        const result = await relay.send({
-          roomId,
-          senderId: principal.userId,
-          nickname: principal.nickname ?? "",
-          userType: principal.userId === roomId ? "presenter" : "viewer",
-          text: request.body.text,
-          clientMsgId: request.body.clientMsgId,
-        });
-        const { message } = result;
-        request.logContext.seq = message.seq;
-        request.logContext.msgId = message.id;
-        metrics.post(result.duplicate ? "duplicate" : result.presence === "grace" ? "accepted_grace" : "accepted");
-        if (result.duplicate) reply.header("idempotent-replayed", "true");
-        if (result.presence === "grace") reply.header("x-presenter-state", "reconnecting");
-        return reply.code(201).send({ id: message.id, roomId, seq: message.seq, sentAt: message.sentAt.toISOString() });
-      } catch (err) {
-        if (err instanceof RelayError) metrics.post(err.code);
-        throw err;
-      }
+      const result = await relay.send({
+        roomId,
+        senderId: principal.userId,
+        nickname: principal.nickname ?? "",
+        userType: principal.userId === roomId ? "presenter" : "viewer",
+        text: request.body.text,
+        clientMsgId: request.body.clientMsgId,
+      });
+      const { message } = result;
+      request.logContext.seq = message.seq;
+      request.logContext.msgId = message.id;
+      metrics.post(result.duplicate ? "duplicate" : result.presence === "grace" ? "accepted_grace" : "accepted");
+      if (result.duplicate) reply.header("idempotent-replayed", "true");
+      if (result.presence === "grace") reply.header("x-presenter-state", "reconnecting");
+      return reply.code(201).send({ id: message.id, roomId, seq: message.seq, sentAt: message.sentAt.toISOString() });
     },
   );
 
@@ -107,11 +113,15 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
         querystring: historyQuerySchema,
         response: { 200: historyPageSchema, ...errorResponses },
       },
-      preHandler: authenticate,
+      onRequest: authenticate,
     },
     async (request): Promise<HistoryPage> => {
-      const roomId = Number(request.params.roomId);
-      const before = request.query.before === undefined ? undefined : Number(request.query.before);
+      const roomId = roomIdOf(request.params);
+      let before: number | undefined;
+      if (request.query.before !== undefined) {
+        before = parseId(request.query.before);
+        if (before === undefined) throw new RelayError(ErrorCode.InvalidCursor, "before must be a positive integer");
+      }
       const limit = Math.min(Number(request.query.limit ?? 50), opts.historyMaxLimit);
       request.logContext = { roomId };
       const items = await relay.history(roomId, before, limit);
@@ -123,73 +133,35 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
     },
   );
 
-  app.get<{ Params: RoomParams; Querystring: { lastSeq?: string; access_token?: string } }>(
-    "/v1/rooms/:roomId/presenter",
-    {
-      websocket: true,
-      schema: { params: roomParamsSchema, querystring: presenterSocketQuerySchema },
-      // Runs before the upgrade: a refused token gets an HTTP 401/403 instead of a socket.
-      preValidation: async (request) => {
-        // Schema validation runs after this hook: check the room id first so a bad one is a 400, not a 403.
-        if (!ROOM_ID.test(request.params.roomId))
-          throw new RelayError(ErrorCode.InvalidRoom, "room id must be a positive integer");
-        await authenticate(request);
-        const principal = request.principal as Principal;
-        if (String(principal.userId) !== request.params.roomId || principal.role === "viewer") {
-          throw new RelayError(ErrorCode.Forbidden, "only the room's presenter may open its presenter socket");
-        }
-      },
+  app.route<{ Params: RoomParams; Querystring: { lastSeq?: string; access_token?: string } }>({
+    method: "GET",
+    url: "/v1/rooms/:roomId/presenter",
+    schema: { params: roomParamsSchema, querystring: presenterSocketQuerySchema },
+    onRequest: authenticate,
+    // Runs before the upgrade: a refused token gets an HTTP 401/403 instead of a socket.
+    preValidation: async (request) => {
+      const roomId = roomIdOf(request.params);
+      const { lastSeq } = request.query;
+      if (lastSeq !== undefined && parseSeq(lastSeq) === undefined) {
+        throw new RelayError(ErrorCode.InvalidCursor, "lastSeq must be a non-negative integer");
+      }
+      if (!mayOpenPresenter(request.principal as Principal, roomId, opts.presenterRoles)) {
+        throw new RelayError(ErrorCode.Forbidden, "only the room's presenter may open its presenter socket");
+      }
     },
-    (ws, request) => {
-      const roomId = Number(request.params.roomId);
-      const lastSeq = request.query.lastSeq === undefined ? undefined : Number(request.query.lastSeq);
-      const connection = sockets.open(ws, encodeV1Frame);
-      const frame = (body: V1ServerFrame) => connection.sendText(JSON.stringify(body));
-
-      ws.on("message", (data, isBinary) => {
-        if (isBinary)
-          return frame({ type: "error", code: "invalid_frame", message: "binary frames are not supported" });
-        let msg: unknown;
-        try {
-          msg = JSON.parse(data.toString());
-        } catch {
-          return frame({ type: "error", code: "invalid_frame", message: "frame is not valid JSON" });
-        }
-        const { type, seq } = (typeof msg === "object" && msg !== null ? msg : {}) as Record<string, unknown>;
-        if (type === "ping") return frame({ type: "pong" });
-        if (type === "ack") {
-          if (!Number.isSafeInteger(seq) || (seq as number) < 0) {
-            return frame({ type: "error", code: "invalid_frame", message: "ack needs a non-negative integer seq" });
-          }
-          return connection.ack(seq as number);
-        }
-        if (type === "stop") return connection.stop();
-        return frame({ type: "error", code: "invalid_frame", message: `unknown frame type ${JSON.stringify(type)}` });
-      });
-
-      void connection.attach(
-        roomId,
-        lastSeq,
-        ({ connId, tail, resumeFrom }) => frame({ type: "ready", roomId, connId, lastSeq: tail, resumeFrom }),
-        (message) => frame({ type: "error", code: ErrorCode.ServiceUnavailable, message }),
-      );
+    handler: async () => {
+      throw new RelayError(ErrorCode.UpgradeRequired, "this path is a WebSocket endpoint: connect with an upgrade");
     },
-  );
+    wsHandler: (ws, request) => {
+      const roomId = roomIdOf(request.params);
+      const lastSeq = request.query.lastSeq === undefined ? undefined : parseSeq(request.query.lastSeq);
+      sockets.open(ws, v1Codec).begin(request.principal as Principal, roomId, lastSeq);
+    },
+  });
 };
 
-function toView(m: ChatMessage): ChatMessageView {
-  return {
-    id: m.id,
-    roomId: m.roomId,
-    seq: m.seq,
-    senderId: m.senderId,
-    nickname: m.nickname,
-    userType: m.userType,
-    text: m.text,
-    sentAt: m.sentAt.toISOString(),
-  };
-}
-
-export function encodeV1Frame(m: ChatMessage): string {
-  return JSON.stringify({ type: "message", ...toView(m) });
+function roomIdOf(params: RoomParams): number {
+  const roomId = parseId(params.roomId);
+  if (roomId === undefined) throw new RelayError(ErrorCode.InvalidRoom, "room id must be a positive integer");
+  return roomId;
 }

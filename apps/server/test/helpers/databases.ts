@@ -4,7 +4,7 @@ import pg from "pg";
 export const POSTGRES_ADMIN_URL = process.env.TEST_POSTGRES_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
-const HOW_TO = "start one with `docker compose up -d postgres` (or set TEST_POSTGRES_URL)";
+const HOW_TO = "start one with `docker compose -f docker-compose.test.yml up -d` (or set TEST_POSTGRES_URL)";
 
 /** Creates a fresh PostgreSQL database for one test file; drop it when done. */
 export async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {

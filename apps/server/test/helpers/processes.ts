@@ -84,8 +84,17 @@ export class NodeProcess {
       LOG_LEVEL: "info",
       TRUSTED_PROXIES: "127.0.0.1,::1",
       PGLITE_DATA_DIR: "memory://",
+      // Several nodes per machine: each ops listener on a port of its own (read from the start-up line).
+      OPS_PORT: "0",
       ...env,
     });
+  }
+
+  /** The ops listener (/healthz, /readyz, /metrics), from the node's "chatrelay listening" line. */
+  get ops(): string {
+    const line = this.lines.find((l) => l.msg === "chatrelay listening");
+    if (typeof line?.opsUrl !== "string") throw new Error(`${this.name} has not logged its ops address yet`);
+    return line.opsUrl.replace("[::1]", "127.0.0.1");
   }
 
   /** Resolves when the process exits. */

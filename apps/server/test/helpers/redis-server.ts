@@ -11,6 +11,14 @@ export class PrivateRedis {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  /** The URL with credentials: a password for the default user (requirepass), or an ACL user's. */
+  urlWith(password: string, username = ""): string {
+    const u = new URL(this.url);
+    u.username = encodeURIComponent(username);
+    u.password = encodeURIComponent(password);
+    return u.toString();
+  }
+
   static async start(extraArgs: string[] = []): Promise<PrivateRedis> {
     const redis = new PrivateRedis(await freePort());
     await redis.restart(extraArgs);

@@ -12,6 +12,7 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Rec
     JWT_SECRET: TEST_JWT_SECRET,
     PGLITE_DATA_DIR: "memory://",
     TRUSTED_PROXIES: "127.0.0.1,::1",
+    OPS_PORT: "0",
     ...overrides,
   };
 }
@@ -19,6 +20,8 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Rec
 export interface TestServer extends RunningServer {
   http: string;
   ws: string;
+  /** The ops listener: /healthz, /readyz, /metrics. */
+  ops: string;
 }
 
 /** Starts a real listening node in this process. */
@@ -26,7 +29,7 @@ export async function startTestServer(overrides: Record<string, string | undefin
   const config: Config = loadConfig(testEnv(overrides));
   const server = await startServer(config);
   const http = server.url.replace("[::1]", "127.0.0.1");
-  return { ...server, http, ws: http.replace(/^http/, "ws") };
+  return { ...server, http, ws: http.replace(/^http/, "ws"), ops: server.opsUrl.replace("[::1]", "127.0.0.1") };
 }
 
 /** Resolves when the relay holds a started presenter session for the room (event-driven, bounded). */

@@ -1,0 +1,18 @@
+import type { Principal } from "./token-verifier.js";
+
+/**
+ * Who may open the presenter socket of a room: only the room's own user
+ * (`principal.userId === roomId`). Without `presenterRoles` (PRESENTER_ROLES
+ * unset) any token of that user may: the identity provider's tokens carry no
+ * role. With it, only a token holding one of those roles (case-insensitive);
+ * an empty list lets nobody in.
+ */
+export function mayOpenPresenter(
+  principal: Principal,
+  roomId: number,
+  presenterRoles: readonly string[] | undefined,
+): boolean {
+  if (principal.userId !== roomId) return false;
+  if (presenterRoles === undefined) return true;
+  return presenterRoles.some((role) => principal.roles.includes(role.toLowerCase()));
+}

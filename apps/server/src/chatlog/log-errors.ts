@@ -1,0 +1,47 @@
+/**
+ * The chat log's refusals under back-pressure. Every one of them means the
+ * message was NOT saved and never will be: the relay answers 503 with
+ * `Retry-After: retryAfterSeconds`, and `publicDetail` (our own words, never
+ * a database message) as the problem detail.
+ */
+export abstract class ChatLogRefusal extends Error {
+  abstract readonly retryAfterSeconds: number;
+  abstract readonly publicDetail: string;
+}
+
+/** The group-commit queue holds `LOG_QUEUE_MAX` rows already: refused at once. */
+export class LogQueueFullError extends ChatLogRefusal {
+  readonly retryAfterSeconds = 1;
+  readonly publicDetail = "chat log busy: too many messages are waiting to be saved; this one was not saved";
+  constructor(readonly maxQueued: number) {
+    super(`chat log queue full (${maxQueued} rows waiting)`);
+    this.name = "LogQueueFullError";
+  }
+}
+
+/**
+ * The row's commit deadline (`LOG_COMMIT_TIMEOUT_MS`) passed before its COMMIT
+ * was sent: it was dropped from the queue, or its transaction was abandoned
+ * (connection destroyed, which aborts it on the server).
+ */
+export class LogDeadlineError extends ChatLogRefusal {
+  readonly retryAfterSeconds = 2;
+  readonly publicDetail = "chat log did not answer in time; the message was not saved";
+  constructor(readonly phase: "queued" | "connecting" | "writing") {
+    super(`chat log commit deadline passed while ${phase}; nothing was committed`);
+    this.name = "LogDeadlineError";
+  }
+}
+
+/**
+ * The connection broke after COMMIT was sent, and the database, asked again
+ * once the transaction's server process was gone, showed nothing committed.
+ */
+export class LogNotCommittedError extends ChatLogRefusal {
+  readonly retryAfterSeconds = 2;
+  readonly publicDetail = "chat log connection lost; the message was not saved";
+  constructor(cause: unknown) {
+    super("the connection broke during COMMIT and the transaction did not commit", { cause });
+    this.name = "LogNotCommittedError";
+  }
+}

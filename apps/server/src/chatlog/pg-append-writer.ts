@@ -1,0 +1,253 @@
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import pg from "pg";
+import { APPEND_BATCH_SQL, type AppendRow } from "./append-statement.js";
+import { LogDeadlineError, LogNotCommittedError } from "./log-errors.js";
+
+/** Runs one batch's append statement in its own transaction. */
+export interface BatchAppender {
+  /**
+   * Resolves with the statement's rows once they are committed. Rejects only
+   * when nothing was committed and nothing will be. `deadline`
+   * (performance.now()): COMMIT is not sent after it.
+   */
+  append(params: unknown[], deadline: number): Promise<AppendRow[]>;
+  close(): Promise<void>;
+}
+
+export interface PgAppendWriterOptions {
+  connectionString: string;
+  connectTimeoutMs: number;
+  statementTimeoutMs: number;
+}
+
+/** The prepared statement's name on every writer connection (parsed once per connection). */
+export const APPEND_STATEMENT_NAME = "chatrelay_append";
+
+/**
+ * Appends on PostgreSQL over dedicated writer connections (never the read
+ * pool), one per batch in flight, created as needed: BEGIN and the append
+ * statement go out together (pipelined), and COMMIT only once the statement
+ * answered before the batch's deadline.
+ */
+export class PgAppendWriter implements BatchAppender {
+  private readonly idle: WriterConnection[] = [];
+  private closed = false;
+
+  constructor(private readonly options: PgAppendWriterOptions) {}
+
+  async append(params: unknown[], deadline: number): Promise<AppendRow[]> {
+    const connection = this.idle.pop() ?? new WriterConnection(this.options);
+    try {
+      return await connection.append(params, deadline);
+    } finally {
+      if (this.closed) connection.close();
+      else this.idle.push(connection);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.idle.splice(0).map((c) => c.close()));
+  }
+}
+
+/** Which server process ran a transaction: pid and start time (a pid alone can be reused after a restart). */
+interface BackendIdentity {
+  pid: number;
+  started: string;
+}
+
+/**
+ * One writer connection. The rule it keeps: before COMMIT is sent, the
+ * deadline may abandon the transaction (the socket is destroyed, the server
+ * aborts it, the caller is refused); once COMMIT is sent, the caller gets the
+ * truth, however long it takes to learn it.
+ */
+class WriterConnection {
+  private client: pg.Client | undefined;
+  private backend: BackendIdentity | undefined;
+
+  constructor(private readonly options: PgAppendWriterOptions) {}
+
+  async append(params: unknown[], deadline: number): Promise<AppendRow[]> {
+    if (performance.now() >= deadline) throw new LogDeadlineError("queued");
+    const client = await this.beforeDeadline(this.connect(), deadline, "connecting");
+    const backend = this.backend as BackendIdentity;
+    // Pipelined: BEGIN and the statement leave in one write, answered in one round trip.
+    const begin = client.query("BEGIN");
+    const statement = client.query<AppendRow>({ name: APPEND_STATEMENT_NAME, text: APPEND_BATCH_SQL, values: params });
+    let rows: AppendRow[];
+    try {
+      rows = (await this.beforeDeadline(Promise.all([begin, statement]), deadline, "writing"))[1].rows;
+    } catch (err) {
+      // A statement error leaves the transaction aborted: roll it back (or drop the connection).
+      if (err instanceof pg.DatabaseError && this.client === client) {
+        await this.beforeDeadline(client.query("ROLLBACK"), deadline, "writing").catch(() => this.discard(client));
+      }
+      throw err;
+    }
+    if (performance.now() >= deadline) {
+      this.discard(client);
+      throw new LogDeadlineError("writing");
+    }
+    // From here on the transaction may commit: never refuse the caller without knowing it did not.
+    try {
+      await this.commit(client);
+      return rows;
+    } catch (err) {
+      // The server answered COMMIT with an ERROR: it rolled back.
+      if (err instanceof pg.DatabaseError && err.severity === "ERROR") throw err;
+      this.discard(client);
+      const probe = rows.find((r) => !r.duplicate)?.id;
+      // Nothing new in the batch (all retries of committed messages): the results stand either way.
+      if (probe === undefined) return rows;
+      if (await this.committed(backend, probe)) return rows;
+      throw new LogNotCommittedError(err);
+    }
+  }
+
+  close(): void {
+    const client = this.client;
+    this.client = undefined;
+    client?.end().catch(() => {});
+  }
+
+  /**
+   * COMMIT, awaited. A server that answers nothing for longer than its own
+   * statement timeout allows is stalled or unreachable: drop the socket and
+   * learn the outcome on a new connection instead.
+   */
+  private commit(client: pg.Client): Promise<unknown> {
+    const patienceMs = this.options.statementTimeoutMs + this.options.connectTimeoutMs;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.discard(client);
+        reject(new Error(`no answer to COMMIT within ${patienceMs} ms`));
+      }, patienceMs);
+      client.query("COMMIT").then(
+        (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  /**
+   * Whether the transaction whose COMMIT lost its answer committed. Only its
+   * own server process can still commit it, so: wait until that process is
+   * gone (terminating it if it lingers), then look for one of its new rows.
+   * Asks again (backing off) until the database answers.
+   */
+  private async committed(backend: BackendIdentity, id: string): Promise<boolean> {
+    for (let pauseMs = 50; ; pauseMs = Math.min(pauseMs * 2, 1000)) {
+      const client = this.newClient(false);
+      try {
+        await client.connect();
+        const lingering = await client.query(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND ${BACKEND_STARTED} = $2`,
+          [backend.pid, backend.started],
+        );
+        if (lingering.rowCount === 0) {
+          const found = await client.query("SELECT 1 FROM chat_message WHERE id = $1::uuid", [id]);
+          client.end().catch(() => {});
+          return (found.rowCount ?? 0) > 0;
+        }
+        client.end().catch(() => {});
+      } catch {
+        destroy(client);
+      }
+      await sleep(pauseMs);
+    }
+  }
+
+  private async connect(): Promise<pg.Client> {
+    if (this.client) return this.client;
+    const client = this.newClient(true);
+    this.client = client;
+    try {
+      await client.connect();
+      const me = await client.query<BackendIdentity>(
+        `SELECT pid, ${BACKEND_STARTED} AS started FROM pg_stat_activity WHERE pid = pg_backend_pid()`,
+      );
+      const row = me.rows[0];
+      if (!row) throw new Error("writer connection: own backend not found in pg_stat_activity");
+      this.backend = row;
+      return client;
+    } catch (err) {
+      this.discard(client);
+      throw err;
+    }
+  }
+
+  private newClient(writer: boolean): pg.Client {
+    const client = new pg.Client({
+      connectionString: this.options.connectionString,
+      connectionTimeoutMillis: this.options.connectTimeoutMs,
+      statement_timeout: this.options.statementTimeoutMs,
+      // A transaction whose writer vanished without closing its socket is not left holding room locks.
+      ...(writer ? { idle_in_transaction_session_timeout: this.options.statementTimeoutMs } : {}),
+      query_timeout: writer ? undefined : this.options.statementTimeoutMs + 1000,
+      pipeline: writer,
+      keepAlive: true,
+      application_name: writer ? "chatrelay-writer" : "chatrelay-writer-check",
+    });
+    client.on("error", () => {
+      // The socket died (server restart, network): the next batch opens a new connection.
+      if (this.client === client) this.client = undefined;
+    });
+    return client;
+  }
+
+  /**
+   * Drops a connection at once: whatever transaction it had open is aborted by
+   * the server. Names the client, as a late callback must not hit its successor.
+   */
+  private discard(client = this.client): void {
+    if (client === undefined) return;
+    if (this.client === client) this.client = undefined;
+    destroy(client);
+  }
+
+  /**
+   * `work` on the current connection, unless the deadline comes first: then
+   * that connection is destroyed and the caller refused.
+   */
+  private beforeDeadline<T>(work: Promise<T>, deadline: number, phase: "connecting" | "writing"): Promise<T> {
+    const client = this.client;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(
+        () => {
+          this.discard(client);
+          reject(new LogDeadlineError(phase));
+        },
+        Math.max(0, deadline - performance.now()),
+      );
+      work.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          if (err instanceof pg.DatabaseError) return reject(err);
+          this.discard(client);
+          // A driver timeout due at the same moment as ours says the same thing.
+          reject(performance.now() >= deadline ? new LogDeadlineError(phase) : err);
+        },
+      );
+    });
+  }
+}
+
+/** A backend's start time as text that no session setting (DateStyle, TimeZone) changes. */
+const BACKEND_STARTED = "to_char(backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')";
+
+function destroy(client: pg.Client): void {
+  client.connection.stream.destroy();
+}

@@ -1,0 +1,77 @@
+import type { SeedReadyFrame, SeedSendChattingFrame } from "@chatrelay/protocol";
+import type { ChatMessage } from "../core/message.js";
+import {
+  type DecodedFrame,
+  field,
+  invalid,
+  isInvalid,
+  parseObject,
+  readSeq,
+  readToken,
+} from "./client-frame.js";
+import { seedClock } from "./error-replies.js";
+import type { FrameCodec, ReadyInfo } from "./frame-codec.js";
+
+/** The seed's frames: `{"id": ...}` objects and the bare text "ping". */
+export const seedCodec: FrameCodec = {
+  surface: "seed",
+
+  decode(text: string): DecodedFrame {
+    if (text === "ping") return { kind: "ping" };
+    const frame = parseObject(text);
+    if (isInvalid(frame)) return frame;
+    const id = field(frame, "id");
+    if (typeof id !== "string") return invalid("frame id must be a string");
+    switch (id) {
+      case "start": {
+        const token = readToken(field(frame, "token"));
+        const rawLastSeq = field(frame, "lastSeq");
+        const lastSeq = readSeq(rawLastSeq);
+        if (rawLastSeq !== undefined && lastSeq === undefined) {
+          return invalid("lastSeq must be a non-negative integer");
+        }
+        const ready = field(frame, "ready");
+        if (ready !== undefined && typeof ready !== "boolean") return invalid("ready must be true or false");
+        return { kind: "start", token, lastSeq, wantsReady: ready === true };
+      }
+      case "stop":
+        return { kind: "stop" };
+      case "ack": {
+        const seq = readSeq(field(frame, "seq"));
+        return seq === undefined ? invalid("ack needs a non-negative integer seq") : { kind: "ack", seq };
+      }
+      default:
+        // The seed answered "Invalid message with id <id>"; we never repeat what the client sent.
+        return invalid("Invalid message: unknown id");
+    }
+  },
+
+  message(m: ChatMessage): string {
+    const frame: SeedSendChattingFrame = {
+      id: "sendChatting",
+      nickname: m.nickname,
+      message: m.text,
+      time: seedClock(m.sentAt),
+      seq: m.seq,
+      messageId: m.id,
+      senderId: m.senderId,
+      userType: m.userType,
+      sentAt: m.sentAt.toISOString(),
+    };
+    return JSON.stringify(frame);
+  },
+
+  pong: () => "pong",
+
+  error: (_code, message) => JSON.stringify({ id: "error", message }),
+
+  ready(info: ReadyInfo): string {
+    const frame: SeedReadyFrame = { id: "ready", ...info };
+    return JSON.stringify(frame);
+  },
+
+  tokenRejected: (_reason, message) => JSON.stringify({ id: "tokenException", response: "reject", message }),
+
+  // The seed has no refresh: its clients reconnect with a new token.
+  authenticated: undefined,
+};
