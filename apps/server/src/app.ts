@@ -1,7 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { ErrorCode, SEED_SEND_PATH, SEED_SOCKET_PATH } from "@chatrelay/protocol";
 import websocket from "@fastify/websocket";
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest, LogController } from "fastify";
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from "fastify";
 import type { Logger } from "pino";
 import type { GatewayTrust } from "./auth/gateway-trust.js";
 import type { TokenVerifier } from "./auth/token-verifier.js";
@@ -39,8 +45,17 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
     loggerInstance: deps.logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.limits.bodyLimitBytes,
-    requestIdHeader: "x-request-id",
-    genReqId: () => randomUUID(),
+    // A caller's (or the balancer's) request id is kept only when it is a plain token; it is echoed and logged.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // Fastify's own refusals (a URL that does not decode, ...) in our shape, without the URL.
+    frameworkErrors: (_err, _request, reply) => {
+      const body = problem(ErrorCode.InvalidRequest, "the request URL is malformed");
+      (reply as FastifyReply).code(400).type("application/problem+json").send(body);
+    },
     return503OnClosing: true,
     forceCloseConnections: "idle",
     // Slow or silent clients cannot hold connections: a connection that sends nothing is cut after the
@@ -88,20 +103,26 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
       reply.header("retry-after", String((err instanceof RelayError ? err.retryAfterSeconds : undefined) ?? 1));
     }
     if (isPost(request)) deps.metrics.post(code);
-    if (isSeed(request)) {
+    const route = request.routeOptions.url;
+    if (route === SEED_SEND_PATH || route === SEED_SOCKET_PATH) {
       const seedStatus = seedStatusOf(code);
-      return reply.code(seedStatus).send(seedError(seedStatus, detail, pathOf(request)));
+      return reply.code(seedStatus).send(seedError(seedStatus, detail, route));
     }
+    // `instance` names the route, never the client's own path (it carries client input).
     return reply
       .code(status)
       .type("application/problem+json")
-      .send(problem(code, detail, pathOf(request)));
+      .send(problem(code, detail, route));
   });
-  app.setNotFoundHandler((request, reply) => {
-    reply
-      .code(404)
-      .type("application/problem+json")
-      .send(problem(ErrorCode.NotFound, `no route for ${request.method} ${pathOf(request)}`, pathOf(request)));
+  app.setNotFoundHandler((_request, reply) => {
+    reply.code(404).type("application/problem+json").send(problem(ErrorCode.NotFound, "no route matches this request"));
+  });
+  // `Expect` other than 100-continue: Node would answer 417 with no body.
+  app.server.on("checkExpectation", (_req, res) => {
+    res.writeHead(417, { "content-type": "application/problem+json", connection: "close" });
+    res.end(
+      JSON.stringify({ ...problem(ErrorCode.InvalidHeaders, "the Expect header is not supported"), status: 417 }),
+    );
   });
 
   await app.register(websocket, {
@@ -170,10 +191,8 @@ function pathOf(request: FastifyRequest): string {
   return q === -1 ? request.url : request.url.slice(0, q);
 }
 
-function isSeed(request: FastifyRequest): boolean {
-  const path = pathOf(request);
-  return path === SEED_SEND_PATH || path === SEED_SOCKET_PATH;
-}
+/** What a request id from outside may look like (as nginx's map in deploy/nginx/nginx.conf). */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Maps any error to a stable code and a message safe to show the client. */
 function classify(err: FastifyError | RelayError, request: FastifyRequest): { code: ErrorCode; detail: string } {

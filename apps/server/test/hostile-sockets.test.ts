@@ -8,7 +8,7 @@ import {
   type Surface,
 } from "./helpers/hostile-frames.js";
 import { containsMarker, invalidUtf8Bytes, MARKER } from "./helpers/hostile-json.js";
-import { HostileNode, openV1Presenter } from "./helpers/hostile-node.js";
+import { HostileNode, openSeedPresenter, openV1Presenter } from "./helpers/hostile-node.js";
 import { assertServing, hostileSeed, runProperty } from "./helpers/hostile-property.js";
 import { hostileToken, signRaw } from "./helpers/hostile-tokens.js";
 import { echoes, errorFrameProblem, ProbeSockets, probeBadFrame, sendFrame } from "./helpers/hostile-ws.js";
@@ -115,11 +115,24 @@ t.test("seed presenter socket: hand-built bad frames", async (t) => {
   await handBuiltOn(t, pool("seed", "started", 5000), handBuiltFrames("seed"));
 });
 
-t.test("text frames that are not UTF-8 get an error frame; the socket stays open", async (t) => {
-  const frames = invalidUtf8Bytes.map((data): HostileFrame => ({ what: "invalid UTF-8 text", data, binary: false }));
-  await propertyOn(t, "v1 invalid UTF-8", pool("v1", "started", 6000), frames, 30);
-  await propertyOn(t, "seed invalid UTF-8", pool("seed", "started", 6500), frames, 30);
-});
+t.test(
+  "text frames that are not UTF-8 close that socket with 1007 (RFC 6455 8.1); the node keeps serving",
+  async (t) => {
+    const samples = fc.sample(invalidUtf8Bytes, { seed: SEED + 100, numRuns: 6 });
+    let room = 6000;
+    for (const surface of ["v1", "seed"] as const) {
+      for (const data of samples) {
+        room += 1;
+        const socket = surface === "v1" ? await openV1Presenter(node, room) : await openSeedPresenter(node, room);
+        sendFrame(socket, { what: "invalid UTF-8 text", data, binary: false });
+        const closed = await socket.waitClose();
+        t.equal(closed.code, 1007, `${surface}: closed as invalid payload`);
+        t.notOk(containsMarker(closed.reason), "the close reason echoes nothing");
+      }
+    }
+    await assertServing(t, node, "invalid UTF-8 frames");
+  },
+);
 
 t.test("hostile start frames on a fresh seed socket: refused in our words, never echoed", async (t) => {
   const valid = await mintToken({ user_idx: 7000 });

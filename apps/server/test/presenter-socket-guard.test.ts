@@ -94,30 +94,33 @@ t.test("seed: a token that expires while the socket is open ends it with tokenEx
   t.equal((await socket.waitClose()).code, 4003);
 });
 
-t.test("v1: an auth frame renews the socket's lifetime; without one it closes at expiry (token_expired, 4003)", async (t) => {
-  // Two presenters whose tokens expire at the same second: only the one that refreshed survives it.
-  const [renewed, lapsed] = [806, 807];
-  const renewedToken = await mintToken({ user_idx: renewed, expiresIn: 2 });
-  const lapsedToken = await mintToken({ user_idx: lapsed, expiresIn: 2 });
-  const keeper = await v1Presenter(renewed, renewedToken);
-  const leaver = await v1Presenter(lapsed, lapsedToken);
+t.test(
+  "v1: an auth frame renews the socket's lifetime; without one it closes at expiry (token_expired, 4003)",
+  async (t) => {
+    // Two presenters whose tokens expire at the same second: only the one that refreshed survives it.
+    const [renewed, lapsed] = [806, 807];
+    const renewedToken = await mintToken({ user_idx: renewed, expiresIn: 2 });
+    const lapsedToken = await mintToken({ user_idx: lapsed, expiresIn: 2 });
+    const keeper = await v1Presenter(renewed, renewedToken);
+    const leaver = await v1Presenter(lapsed, lapsedToken);
 
-  keeper.send({ type: "auth", token: await mintToken({ user_idx: 77 }) });
-  const refused = await keeper.next((f) => f.code === "token_refused", "another user's token is refused");
-  t.type(refused.message, "string");
-  keeper.send({ type: "auth", token: await mintToken({ user_idx: renewed, expiresIn: 600 }) });
-  const ok = await keeper.next((f) => f.type === "authenticated", "authenticated");
-  t.ok(Date.parse(String(ok.expiresAt)) > Date.now() + 500_000, "the socket now lives until the new expiry");
+    keeper.send({ type: "auth", token: await mintToken({ user_idx: 77 }) });
+    const refused = await keeper.next((f) => f.code === "token_refused", "another user's token is refused");
+    t.type(refused.message, "string");
+    keeper.send({ type: "auth", token: await mintToken({ user_idx: renewed, expiresIn: 600 }) });
+    const ok = await keeper.next((f) => f.type === "authenticated", "authenticated");
+    t.ok(Date.parse(String(ok.expiresAt)) > Date.now() + 500_000, "the socket now lives until the new expiry");
 
-  const expired = await leaver.next((f) => f.code === "token_expired", "token_expired", 10_000);
-  t.equal(expired.type, "error");
-  t.equal((await leaver.waitClose()).code, 4003);
+    const expired = await leaver.next((f) => f.code === "token_expired", "token_expired", 10_000);
+    t.equal(expired.type, "error");
+    t.equal((await leaver.waitClose()).code, 4003);
 
-  t.equal(keeper.closed, undefined, "the refreshed socket outlived its first token");
-  t.equal(await postV1(renewed, "after refresh"), 201);
-  await keeper.next((f) => f.text === "after refresh", "relayed after refresh");
-  keeper.close(1000);
-});
+    t.equal(keeper.closed, undefined, "the refreshed socket outlived its first token");
+    t.equal(await postV1(renewed, "after refresh"), 201);
+    await keeper.next((f) => f.text === "after refresh", "relayed after refresh");
+    keeper.close(1000);
+  },
+);
 
 t.test("ids beyond 2^53 are refused, never rounded", async (t) => {
   const big = "9007199254740993";
@@ -173,7 +176,10 @@ t.test("post outcomes are counted by their error code, on both surfaces", async 
     headers: { authorization: viewer, "content-type": "application/json" },
     body: "{oops",
   });
-  await request(`${server.http}/v1/rooms/811/messages`, { headers: { "content-type": "application/json" }, body: "{}" });
+  await request(`${server.http}/v1/rooms/811/messages`, {
+    headers: { "content-type": "application/json" },
+    body: "{}",
+  });
   await request(`${server.http}/send/message`, {
     headers: { ...seedHeaders("x"), "content-type": "application/json" },
     body: JSON.stringify({ presenterIdx: 811, userType: "viewer", textMessage: "hi" }),

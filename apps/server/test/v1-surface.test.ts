@@ -59,7 +59,7 @@ t.test("room not live: 409 problem+json, nothing logged", async (t) => {
     type: "https://chatrelay.dev/problems/room_not_live",
     code: "room_not_live",
     status: 409,
-    instance: "/v1/rooms/299/messages",
+    instance: "/v1/rooms/:roomId/messages",
   });
   t.equal((await server.relay.history(299, undefined, 10)).length, 0);
 });

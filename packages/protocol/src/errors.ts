@@ -15,6 +15,8 @@ export const ErrorCode = {
   InvalidCursor: "invalid_cursor",
   /** Seed: a gateway header (x-forward-*) is missing or malformed. */
   InvalidHeaders: "invalid_headers",
+  /** The request line's URL does not decode, or the WebSocket upgrade request is malformed. */
+  InvalidRequest: "invalid_request",
   Unauthorized: "unauthorized",
   Forbidden: "forbidden",
   RoomNotLive: "room_not_live",

@@ -8,7 +8,7 @@ import type { ChatMessage } from "../core/message.js";
 import type { PresenterSession, PresenterSink } from "../core/presenter-session.js";
 import type { Relay } from "../core/relay.js";
 import { RelayError } from "../core/relay-error.js";
-import type { ClientCommand } from "./client-frame.js";
+import { type ClientCommand, type DecodedFrame, invalid } from "./client-frame.js";
 import type { FrameCodec } from "./frame-codec.js";
 
 /** How long a server-closed socket may take to finish its close handshake before it is cut. */
@@ -122,42 +122,50 @@ export class PresenterConnection implements PresenterSink {
     this.guard(() => {
       // Closing (too slow, too many bad frames, stopped): whatever else arrives is ignored.
       if (this.ws.readyState !== this.ws.OPEN) return;
-      if (isBinary) return this.refuse("binary frames are not supported; send text JSON");
-      const decoded = this.codec.decode(textOf(data));
-      if (decoded.kind === "invalid") return this.refuse(decoded.reason);
-      this.dispatch(decoded);
+      const decoded: DecodedFrame = isBinary
+        ? invalid("binary frames are not supported; send text JSON")
+        : this.codec.decode(textOf(data));
+      if (decoded.kind === "invalid") this.refuse(decoded.reason);
+      else this.dispatch(decoded);
     });
   }
 
   private dispatch(command: ClientCommand): void {
     switch (command.kind) {
       case "ping":
-        return this.write(this.codec.pong());
+        this.write(this.codec.pong());
+        break;
       case "ack":
-        if (this.session === undefined) return this.refuse("nothing to acknowledge before the session started");
-        return this.ctx.relay.ack(this.session, command.seq);
+        if (this.session === undefined) this.refuse("nothing to acknowledge before the session started");
+        else this.ctx.relay.ack(this.session, command.seq);
+        break;
       case "stop":
         // The seed refused a stop before its session started; v1 may stop while attaching.
         if (this.codec.surface === "seed" && this.phase !== "attached") {
-          return this.refuse("Invalid message with id stop: the broadcast has not started");
+          this.refuse("Invalid message with id stop: the broadcast has not started");
+        } else {
+          this.stop();
         }
-        return this.stop();
+        break;
       case "start":
-        if (this.phase !== "awaiting-start") return this.refuse("session already started");
-        if (command.token === undefined) {
+        if (this.phase !== "awaiting-start") {
+          this.refuse("session already started");
+        } else if (command.token === undefined) {
           this.write(this.codec.error(SocketErrorCode.InvalidFrame, "start frame must carry a token"));
-          return this.close(CloseCode.Unauthorized, CloseReason.unauthorized);
+          this.close(CloseCode.Unauthorized, CloseReason.unauthorized);
+        } else {
+          this.phase = "starting";
+          this.clearHandshake();
+          this.run(this.start(command.token, command.lastSeq, command.wantsReady));
         }
-        this.phase = "starting";
-        this.clearHandshake();
-        this.run(this.start(command.token, command.lastSeq, command.wantsReady));
-        return;
+        break;
       case "auth":
         if (this.codec.authenticated === undefined || this.principal === undefined) {
-          return this.refuse("token refresh is not available on this socket");
+          this.refuse("token refresh is not available on this socket");
+        } else {
+          this.run(this.refresh(command.token));
         }
-        this.run(this.refresh(command.token));
-        return;
+        break;
     }
   }
 
@@ -170,9 +178,10 @@ export class PresenterConnection implements PresenterSink {
     }
     if (++this.badFrames > this.ctx.badFrameLimit) {
       this.ctx.log.info({ roomId: this.session?.roomId }, "too many malformed frames; closing");
-      return this.close(CloseCode.PolicyViolation, CloseReason.badFrames);
+      this.close(CloseCode.PolicyViolation, CloseReason.badFrames);
+    } else {
+      this.write(this.codec.error(SocketErrorCode.InvalidFrame, reason));
     }
-    this.write(this.codec.error(SocketErrorCode.InvalidFrame, reason));
   }
 
   // --- commands that wait on something ---
@@ -231,9 +240,7 @@ export class PresenterConnection implements PresenterSink {
   private attach(roomId: number, lastSeq: number | undefined, sendReady: boolean): void {
     const onStart = sendReady
       ? (info: { connId: string; tail: number; resumeFrom: number | null }) =>
-          this.write(
-            this.codec.ready({ roomId, connId: info.connId, lastSeq: info.tail, resumeFrom: info.resumeFrom }),
-          )
+          this.write(this.codec.ready({ roomId, connId: info.connId, lastSeq: info.tail, resumeFrom: info.resumeFrom }))
       : undefined;
     const attaching = this.ctx.relay.attachPresenter(roomId, this, { lastSeq, ...(onStart ? { onStart } : {}) });
     this.run(
@@ -272,11 +279,11 @@ export class PresenterConnection implements PresenterSink {
   private armExpiry(): void {
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     const left = (this.principal as Principal).expiresAt - Date.now();
-    if (left <= 0) return this.reject("expired", "token expired");
-    this.expiryTimer = setTimeout(
-      () => this.guard(() => this.armExpiry()),
-      Math.min(left, MAX_TIMER_MS),
-    );
+    if (left <= 0) {
+      this.reject("expired", "token expired");
+      return;
+    }
+    this.expiryTimer = setTimeout(() => this.guard(() => this.armExpiry()), Math.min(left, MAX_TIMER_MS));
   }
 
   private reject(reason: "expired" | "refused", message: string): void {

@@ -1,14 +1,6 @@
 import type { SeedReadyFrame, SeedSendChattingFrame } from "@chatrelay/protocol";
 import type { ChatMessage } from "../core/message.js";
-import {
-  type DecodedFrame,
-  field,
-  invalid,
-  isInvalid,
-  parseObject,
-  readSeq,
-  readToken,
-} from "./client-frame.js";
+import { type DecodedFrame, field, invalid, isInvalid, parseObject, readSeq, readToken } from "./client-frame.js";
 import { seedClock } from "./error-replies.js";
 import type { FrameCodec, ReadyInfo } from "./frame-codec.js";
 

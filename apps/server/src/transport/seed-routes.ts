@@ -12,10 +12,11 @@ import { GATEWAY_SECRET_HEADER, type GatewayTrust } from "../auth/gateway-trust.
 import type { Relay } from "../core/relay.js";
 import { RelayError } from "../core/relay-error.js";
 import type { Metrics } from "../ops/metrics.js";
-import { parseId } from "./ids.js";
 import { seedError, seedStatusOf, statusOf } from "./error-replies.js";
+import { parseId } from "./ids.js";
 import type { PresenterSockets } from "./presenter-sockets.js";
 import { seedCodec } from "./seed-codec.js";
+import { checkUpgrade } from "./upgrade-check.js";
 
 interface SeedRoutesOptions {
   relay: Relay;
@@ -99,9 +100,15 @@ export const seedRoutes: FastifyPluginAsync<SeedRoutesOptions> = async (
     method: "GET",
     url: SEED_SOCKET_PATH,
     // Unauthenticated sockets cost memory until their start frame: a node holds a bounded number of them.
-    onRequest: async () => {
+    onRequest: async (request) => {
+      await checkUpgrade(request);
       if (sockets.ctx.pendingStarts.count >= maxPendingStarts) {
-        throw new RelayError(ErrorCode.ServiceUnavailable, "too many connections awaiting their start frame", undefined, 1);
+        throw new RelayError(
+          ErrorCode.ServiceUnavailable,
+          "too many connections awaiting their start frame",
+          undefined,
+          1,
+        );
       }
     },
     handler: async () => {

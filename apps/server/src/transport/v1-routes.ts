@@ -18,6 +18,7 @@ import { RelayError } from "../core/relay-error.js";
 import type { Metrics } from "../ops/metrics.js";
 import { parseId, parseSeq } from "./ids.js";
 import type { PresenterSockets } from "./presenter-sockets.js";
+import { checkUpgrade } from "./upgrade-check.js";
 import { toView, v1Codec } from "./v1-codec.js";
 
 interface V1RoutesOptions {
@@ -137,7 +138,7 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
     method: "GET",
     url: "/v1/rooms/:roomId/presenter",
     schema: { params: roomParamsSchema, querystring: presenterSocketQuerySchema },
-    onRequest: authenticate,
+    onRequest: [checkUpgrade, authenticate],
     // Runs before the upgrade: a refused token gets an HTTP 401/403 instead of a socket.
     preValidation: async (request) => {
       const roomId = roomIdOf(request.params);
