@@ -268,7 +268,8 @@ export async function startNginx(upstreamPorts: number[]): Promise<Target> {
     removeDir();
   };
   try {
-    await pollUntil(() => httpReady(`http://127.0.0.1:${port}/readyz`), proc, 15_000, "nginx to proxy /readyz");
+    // /readyz is on each node's ops listener, never proxied: nginx is ready once it proxies /healthz.
+    await pollUntil(() => httpReady(`http://127.0.0.1:${port}/healthz`), proc, 15_000, "nginx to proxy /healthz");
   } catch (err) {
     await proc.stop(1000);
     throw err;

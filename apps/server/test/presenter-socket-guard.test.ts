@@ -288,3 +288,15 @@ t.test("unauthenticated seed sockets are bounded: past WS_MAX_PENDING_STARTS the
   await t.resolves(next.open(), "the slot was freed by the timeout");
   for (const s of [...idle, fifth, next]) s.close(1000);
 });
+
+t.test("history accepts the token as ?access_token= like the other v1 routes", async (t) => {
+  const token = await mintToken({ user_idx: 9 });
+  const res = await request(`${server.http}/v1/rooms/816/messages?limit=5&access_token=${token}`);
+  t.equal(res.status, 200, res.text);
+  t.same(res.body.items, []);
+  const capped = await request(`${server.http}/v1/rooms/816/messages?limit=9999&access_token=${token}`);
+  t.equal(capped.status, 200, "a limit above the cap is capped");
+  const tooBig = await request(`${server.http}/v1/rooms/816/messages?limit=10000&access_token=${token}`);
+  t.equal(tooBig.status, 400);
+  t.equal(tooBig.body.code, "invalid_cursor");
+});

@@ -136,8 +136,8 @@ export class PresenterConnection implements PresenterSink {
         this.write(this.codec.pong());
         break;
       case "ack":
-        if (this.session === undefined) this.refuse("nothing to acknowledge before the session started");
-        else this.ctx.relay.ack(this.session, command.seq);
+        // Before the session is bound (a replay still running) an ack is early, not malformed: ignored.
+        if (this.session !== undefined) this.ctx.relay.ack(this.session, command.seq);
         break;
       case "stop":
         // The seed refused a stop before its session started; v1 may stop while attaching.
