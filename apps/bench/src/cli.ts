@@ -9,6 +9,7 @@ import {
   checkTargets,
   cpuTable,
   densityTable,
+  floodTable,
   loadTable,
   logWriterTable,
   roundsLine,
@@ -16,6 +17,7 @@ import {
   targetsTable,
 } from "./report.js";
 import { type DensityResult, runDensity } from "./scenarios/density.js";
+import { type FloodResult, runFlood } from "./scenarios/flood.js";
 import { type LoadScenarioResult, runLoadGroup } from "./scenarios/load.js";
 import { type LogWriterResult, runLogWriter } from "./scenarios/logwriter.js";
 import { nginxBinary } from "./targets.js";
@@ -52,8 +54,8 @@ function machine() {
 
 function needsServices(s: ScenarioId): { postgres: boolean; redis: boolean } {
   return {
-    postgres: ["b", "c", "d", "logwriter"].includes(s),
-    redis: ["b", "c", "d", "peer"].includes(s),
+    postgres: ["b", "c", "c-limits", "d", "flood", "logwriter"].includes(s),
+    redis: ["b", "c", "c-limits", "d", "flood", "peer"].includes(s),
   };
 }
 
@@ -79,13 +81,22 @@ function mainThreadProfiles(dir: string): [string, string][] {
 
 /**
  * What runs together. Full runs pair the scenarios a target compares (a with the HTTP ceiling,
- * c with the Socket.IO peer) so their closed-loop rounds interleave; smoke runs each alone.
+ * c with the Socket.IO peer and with itself under rate limits) so their closed-loop rounds
+ * interleave; smoke runs each alone. The flood pairs its own phases (with and without the flood).
  */
 function scenarioGroups(config: BenchConfig): ScenarioId[][] {
   const selected = new Set(config.scenarios);
   if (config.smoke) return config.scenarios.map((s) => [s]);
   const groups: ScenarioId[][] = [];
-  for (const group of [["a", "ceiling"], ["c", "peer"], ["b"], ["d"], ["density"], ["logwriter"]] as ScenarioId[][]) {
+  for (const group of [
+    ["a", "ceiling"],
+    ["c", "c-limits", "peer"],
+    ["b"],
+    ["d"],
+    ["flood"],
+    ["density"],
+    ["logwriter"],
+  ] as ScenarioId[][]) {
     const picked = group.filter((s) => selected.has(s));
     if (picked.length > 0) groups.push(picked);
   }
@@ -115,6 +126,7 @@ async function main(): Promise<number> {
 
   const load: LoadScenarioResult[] = [];
   let density: DensityResult | undefined;
+  let flood: FloodResult | undefined;
   let logWriter: LogWriterResult | undefined;
   const outcomes: Outcome[] = [];
   const profiles: Record<string, ProfileSummary> = {};
@@ -132,6 +144,10 @@ async function main(): Promise<number> {
           found.push({ id: r.id, problems: r.problems });
           for (const w of r.warnings) process.stderr.write(`  ${r.id}: warning: ${w}\n`);
         }
+      } else if (first === "flood") {
+        flood = await runFlood(config);
+        found.push({ id: first, problems: flood.problems });
+        for (const w of flood.warnings) process.stderr.write(`  flood: warning: ${w}\n`);
       } else if (first === "density") {
         density = await runDensity(config);
         found.push({ id: first, problems: density.problems });
@@ -162,9 +178,10 @@ async function main(): Promise<number> {
   }
   load.sort((x, y) => LOAD_SCENARIOS.indexOf(x.id) - LOAD_SCENARIOS.indexOf(y.id));
 
-  const checks: TargetCheck[] = config.smoke ? [] : checkTargets(load, density, logWriter);
+  const checks: TargetCheck[] = config.smoke ? [] : checkTargets(load, density, logWriter, flood);
   const out: string[] = [];
   if (load.length > 0) out.push(loadTable(load), "", roundsLine(load), "", cpuTable(load));
+  if (flood) out.push("", floodTable(flood));
   if (density) out.push("", densityTable(density));
   if (logWriter) out.push("", logWriterTable(logWriter));
   if (checks.length > 0) out.push("", targetsTable(checks));
@@ -178,7 +195,7 @@ async function main(): Promise<number> {
   const totalSeconds = Math.round((performance.now() - started) / 100) / 10;
   writeFileSync(
     file,
-    `${JSON.stringify({ startedAt: stamp, mode: config.smoke ? "smoke" : "full", totalSeconds, machine: info, config, targets: checks, load, density, logWriter, profiles, outcomes }, null, 2)}\n`,
+    `${JSON.stringify({ startedAt: stamp, mode: config.smoke ? "smoke" : "full", totalSeconds, machine: info, config, targets: checks, load, flood, density, logWriter, profiles, outcomes }, null, 2)}\n`,
   );
   process.stdout.write(`\nresults: ${file} (${totalSeconds}s)\n`);
   if (config.profileDir) process.stdout.write(`profiles: ${config.profileDir}\n`);

@@ -2,8 +2,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { REPO_DIR } from "./util/procs.js";
 
-export const LOAD_SCENARIOS = ["a", "b", "c", "d", "ceiling", "peer"] as const;
-export const ALL_SCENARIOS = [...LOAD_SCENARIOS, "density", "logwriter"] as const;
+export const LOAD_SCENARIOS = ["a", "b", "c", "c-limits", "d", "ceiling", "peer"] as const;
+export const ALL_SCENARIOS = [...LOAD_SCENARIOS, "flood", "density", "logwriter"] as const;
 export type LoadScenarioId = (typeof LOAD_SCENARIOS)[number];
 export type ScenarioId = (typeof ALL_SCENARIOS)[number];
 
@@ -24,6 +24,11 @@ export interface BenchConfig {
   density: { sockets: number; idleS: number; pingMs: number };
   /** maxBatch and batchesInFlight: undefined means the server's defaults. */
   logWriter: { durationS: number; concurrency: number; maxBatch?: number; batchesInFlight?: number };
+  /**
+   * The flood scenario: one spammer's open-loop rate against the default rate limits, the normal
+   * senders' rate each (below the default 60 posts / 30 s per sender), seconds of each phase, rounds.
+   */
+  flood: { spamRate: number; normalRatePerSender: number; phaseS: number; rounds: number };
   profileDir: string | undefined;
   outDir: string;
 }
@@ -50,6 +55,8 @@ options (environment variable in brackets):
   --log-concurrency N      log writer concurrent appends (default 4000)      [BENCH_LOG_CONCURRENCY]
   --log-batch N            log writer LOG_BATCH_MAX (default: the server's)  [BENCH_LOG_BATCH]
   --log-in-flight N        log writer LOG_BATCHES_IN_FLIGHT (default: the server's) [BENCH_LOG_IN_FLIGHT]
+  --flood-rate N           flood: the spammer's posts/s (default 5000; smoke 200) [BENCH_FLOOD_RATE]
+  --flood-seconds S        flood: seconds of each no-flood and flood phase (default 10; smoke 2) [BENCH_FLOOD_SECONDS]
   --profile                CPU-profile every server process (node --cpu-prof) and summarise
   --out DIR                results folder (default <repo>/bench-results)    [BENCH_OUT]
 
@@ -76,6 +83,8 @@ export function loadConfig(argv: string[]): BenchConfig {
       "log-concurrency": { type: "string" },
       "log-batch": { type: "string" },
       "log-in-flight": { type: "string" },
+      "flood-rate": { type: "string" },
+      "flood-seconds": { type: "string" },
       profile: { type: "boolean", default: false },
       out: { type: "string" },
       help: { type: "boolean", default: false },
@@ -131,6 +140,13 @@ export function loadConfig(argv: string[]): BenchConfig {
       concurrency: num(values["log-concurrency"], "BENCH_LOG_CONCURRENCY", smoke ? 256 : 4000, 1),
       maxBatch: optionalNum(values["log-batch"], "BENCH_LOG_BATCH"),
       batchesInFlight: optionalNum(values["log-in-flight"], "BENCH_LOG_IN_FLIGHT"),
+    },
+    flood: {
+      spamRate: num(values["flood-rate"], "BENCH_FLOOD_RATE", smoke ? 200 : 5000, 1),
+      // 1.5/s each stays below RATE_LIMIT_SENDER's default 60/30s (2/s): a normal sender is never refused.
+      normalRatePerSender: 1.5,
+      phaseS: num(values["flood-seconds"], "BENCH_FLOOD_SECONDS", smoke ? 2 : 10, 0.5),
+      rounds: smoke ? 1 : Math.max(1, Math.round(num(values.rounds, "BENCH_ROUNDS", 3, 1))),
     },
     profileDir: values.profile ? join(outDir, "profiles") : undefined,
     outDir,

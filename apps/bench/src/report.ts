@@ -1,4 +1,5 @@
 import type { DensityResult } from "./scenarios/density.js";
+import type { FloodResult } from "./scenarios/flood.js";
 import type { LoadScenarioResult, PhaseResult } from "./scenarios/load.js";
 import type { LogWriterResult } from "./scenarios/logwriter.js";
 
@@ -162,6 +163,55 @@ export function logWriterTable(l: LogWriterResult): string {
   );
 }
 
+/** The flood: normal senders with and without a spammer, and what the limits let through. */
+export function floodTable(f: FloodResult): string {
+  const lat = (s: FloodResult["baseline"]) =>
+    `http ${ms(s.http?.p50)} / ${ms(s.http?.p99)}, e2e ${ms(s.e2e?.p50)} / ${ms(s.e2e?.p99)} / ${ms(s.e2e?.p999)} ms; ${n0(s.okPerSec)} 2xx/s, ${s.failed} failed`;
+  const cpu = (c: FloodResult["cpu"]["baseline"]) =>
+    `${Object.entries(c.targets)
+      .map(([name, v]) => `${name} ${pct(v)}`)
+      .join(
+        ", ",
+      )}, pg ${pct(c.postgres)}, redis ${pct(c.redis)}, generator ${pct(c.generator)}, other ${pct(c.others)}`;
+  const limits = Object.entries(f.limits)
+    .map(([k, v]) => `${k.replace("RATE_LIMIT_", "").toLowerCase()} ${v}`)
+    .join(", ");
+  return table(
+    ["flood: cluster path (c), default limits", "value"],
+    [
+      ["limits", limits],
+      [
+        "load",
+        `${f.normalSenders} normal senders, ${f.normalRate} posts/s together (open loop, ${f.rooms} rooms); spammer ${n0(f.spamRate)} posts/s into room ${f.spam.room} (own process); ${f.warmupSeconds > 0 ? `${f.warmupSeconds} s warm-up with the flood, then ` : ""}${f.rounds} x (${f.phaseSeconds} s without, ${f.phaseSeconds} s with the flood)`,
+      ],
+      ["normal senders, no flood: p50 / p99 (/ p99.9)", lat(f.baseline)],
+      ["normal senders, flood: p50 / p99 (/ p99.9)", lat(f.flooded)],
+      [
+        "normal e2e p99 per round, no flood / flood",
+        `${f.baseline.roundE2eP99.map(ms).join(", ")} / ${f.flooded.roundE2eP99.map(ms).join(", ")} ms`,
+      ],
+      [
+        "flood / no flood p99 (e2e, http)",
+        `${f.e2eP99Ratio === null ? "-" : f.e2eP99Ratio.toFixed(2)}x, ${f.httpP99Ratio === null ? "-" : f.httpP99Ratio.toFixed(2)}x`,
+      ],
+      [
+        "spammer: offered, 2xx, 429, other",
+        `${n0(f.spam.offered)}, ${n0(f.spam.ok)}, ${n0(f.spam.refused429)}, ${n0(Object.values(f.spam.otherFailures).reduce((a, b) => a + b, 0))}`,
+      ],
+      [
+        `spammer 2xx per flood phase${f.warmupSeconds > 0 ? ", warm-up first" : ""} (GCRA allows)`,
+        `${f.spam.okPerPhase.join(", ")} (<= ${f.spam.allowedPerPhase})`,
+      ],
+      [
+        `spam received by the presenter over ${f.spam.spanSeconds} s (GCRA allows)`,
+        `${n0(f.spam.delivered)} (<= ${n0(f.spam.allowedOverSpan)}); spam rows in the log ${n0(f.durability?.spamRows)}`,
+      ],
+      ["CPU, no flood", cpu(f.cpu.baseline)],
+      ["CPU, flood", cpu(f.cpu.flooded)],
+    ],
+  );
+}
+
 function closed(r: LoadScenarioResult | undefined): PhaseResult | undefined {
   return r?.phases.find((p) => p.phase === "closed");
 }
@@ -174,6 +224,7 @@ export function checkTargets(
   load: LoadScenarioResult[],
   density: DensityResult | undefined,
   logWriter: LogWriterResult | undefined,
+  flood?: FloodResult,
 ): TargetCheck[] {
   const byId = (id: string) => load.find((r) => r.id === id);
   const checks: TargetCheck[] = [];
@@ -193,6 +244,8 @@ export function checkTargets(
   };
   ratio("(c) cluster path msgs/s vs Socket.IO peer", 2, "c", "peer");
   ratio("(a) embedded msgs/s vs HTTP ceiling", 0.6, "a", "ceiling");
+  ratio("(c) with every rate limit on (never reached) vs (c) without", 0.9, "c-limits", "c");
+  checks.push(...floodTargets(flood));
   for (const id of ["a", "c"]) {
     const p = open(byId(id));
     checks.push(
@@ -242,6 +295,31 @@ export function checkTargets(
     });
   }
   return checks;
+}
+
+function floodTargets(f: FloodResult | undefined): TargetCheck[] {
+  const p99 = "flood: normal senders' e2e p99 with the flood vs without";
+  const spam = "flood: the spammer's messages at the presenter";
+  if (!f?.baseline.e2e || !f.flooded.e2e || f.e2eP99Ratio === null) {
+    return [
+      { target: p99, goal: "<= 1.20x", value: "not measured", met: null },
+      { target: spam, goal: "<= the limit", value: "not measured", met: null },
+    ];
+  }
+  return [
+    {
+      target: p99,
+      goal: "<= 1.20x",
+      value: `${f.e2eP99Ratio.toFixed(2)}x (${ms(f.flooded.e2e.p99)} vs ${ms(f.baseline.e2e.p99)} ms; ${n0(f.spamRate)} spam posts/s, ${n0(f.spam.refused429)} answered 429)`,
+      met: f.e2eP99Ratio <= 1.2,
+    },
+    {
+      target: spam,
+      goal: "<= the limit",
+      value: `${n0(f.spam.delivered)} over ${f.spam.spanSeconds} s (${f.limits.RATE_LIMIT_ROOM} allows ${f.spam.allowedOverSpan}); per phase ${f.spam.okPerPhase.join(", ")} (allows ${f.spam.allowedPerPhase})`,
+      met: f.spam.delivered <= f.spam.allowedOverSpan && f.spam.okPerPhase.every((n) => n <= f.spam.allowedPerPhase),
+    },
+  ];
 }
 
 export function targetsTable(checks: TargetCheck[]): string {

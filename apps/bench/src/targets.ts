@@ -89,6 +89,12 @@ export async function startChatrelayNode(options: ChatrelayNodeOptions): Promise
         PORT: String(port),
         HOST: "127.0.0.1",
         OPS_PORT: String(opsPort),
+        // The load generator is one address and a few senders: limits off unless a scenario sets them.
+        RATE_LIMIT_ROOM: "off",
+        RATE_LIMIT_ROOM_PRIVILEGED: "off",
+        RATE_LIMIT_SENDER: "off",
+        RATE_LIMIT_ADDRESS_POSTS: "off",
+        RATE_LIMIT_ADDRESS_SOCKETS: "off",
         NODE_ID: options.name,
         JWT_SECRET,
         LOG_LEVEL: "warn",

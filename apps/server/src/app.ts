@@ -12,10 +12,12 @@ import type { Logger } from "pino";
 import type { GatewayTrust } from "./auth/gateway-trust.js";
 import type { TokenVerifier } from "./auth/token-verifier.js";
 import type { Config } from "./config.js";
+import type { ModerationRequest, ModerationService } from "./core/moderation.js";
 import type { Relay } from "./core/relay.js";
 import { RelayError } from "./core/relay-error.js";
 import type { Metrics } from "./ops/metrics.js";
 import { problem, seedError, seedStatusOf, statusOf } from "./transport/error-replies.js";
+import { moderationRoutes } from "./transport/moderation-routes.js";
 import { opsRoutes, type ReadinessCheck } from "./transport/ops-routes.js";
 import { PresenterSockets } from "./transport/presenter-sockets.js";
 import { seedRoutes } from "./transport/seed-routes.js";
@@ -25,6 +27,7 @@ export interface AppDeps {
   config: Config;
   logger: Logger;
   relay: Relay;
+  moderation: ModerationService;
   verifyToken: TokenVerifier;
   gatewayTrust: GatewayTrust;
   metrics: Metrics;
@@ -56,6 +59,8 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
       const body = problem(ErrorCode.InvalidRequest, "the request URL is malformed");
       (reply as FastifyReply).code(400).type("application/problem+json").send(body);
     },
+    // Behind a balancer, X-Forwarded-For from these addresses names the client (per-address limits).
+    trustProxy: config.trustProxy.length > 0 ? config.trustProxy : false,
     return503OnClosing: true,
     forceCloseConnections: "idle",
     // Slow or silent clients cannot hold connections: a connection that sends nothing is cut after the
@@ -99,9 +104,9 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
     // Back-pressure (store down, queue full) is expected under faults: one warn line, not a stack per refusal.
     if (status === 503) request.log.warn({ code, reason: detail }, "request refused: service unavailable");
     else if (status >= 500) request.log.error({ err }, "request failed");
-    if (status === 503 || status === 429) {
-      reply.header("retry-after", String((err instanceof RelayError ? err.retryAfterSeconds : undefined) ?? 1));
-    }
+    const retryAfter = err instanceof RelayError ? err.retryAfterSeconds : undefined;
+    if (status === 503 || status === 429 || retryAfter !== undefined)
+      reply.header("retry-after", String(retryAfter ?? 1));
     if (isPost(request)) deps.metrics.post(code);
     const route = request.routeOptions.url;
     if (route === SEED_SEND_PATH || route === SEED_SOCKET_PATH) {
@@ -143,6 +148,11 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
       badFrameLimit: config.badFrames.limit,
       badFrameWindowMs: config.badFrames.windowMs,
       pendingStarts: { count: 0 },
+      moderate: async (principal, roomId, change) => {
+        const actor = { userId: principal.userId, modRooms: principal.modRooms };
+        const done = await deps.moderation.act(actor, { ...change, roomId } as ModerationRequest);
+        return { action: done.action, seq: done.event.seq };
+      },
       log: deps.logger,
     },
     config.wsPingIntervalMs,
@@ -155,6 +165,7 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
     metrics: deps.metrics,
     handshakeTimeoutMs: config.handshakeTimeoutMs,
     maxPendingStarts: config.maxPendingStarts,
+    trustsProxies: config.trustProxy.length > 0,
   });
   await app.register(v1Routes, {
     relay: deps.relay,
@@ -163,7 +174,10 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
     metrics: deps.metrics,
     historyMaxLimit: config.limits.historyMaxLimit,
     presenterRoles: config.jwt.presenterRoles,
+    // Deleted text in history: the room's presenter and moderators (stored or by claim).
+    canSeeDeleted: (principal, roomId) => deps.moderation.moderates(principal, roomId),
   });
+  await app.register(moderationRoutes, { moderation: deps.moderation, verifyToken: deps.verifyToken });
   return { app: app as unknown as FastifyInstance, sockets };
 }
 

@@ -4,7 +4,8 @@ import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEV_JWT_SECRET, secretWeakness } from "./auth/secret-strength.js";
-import { DEFAULT_CLOCK_TOLERANCE_S, DEFAULT_MAX_TOKEN_AGE_S } from "./auth/token-verifier.js";
+import { DEFAULT_CLOCK_TOLERANCE_S, DEFAULT_MAX_TOKEN_AGE_S, DEFAULT_MODERATOR_CLAIM } from "./auth/token-verifier.js";
+import { type GateLimits, type Limit, parseLimit } from "./core/rate-limit.js";
 
 /** The server's whole configuration, read once from the environment at start-up. */
 export interface Config {
@@ -41,6 +42,8 @@ export interface Config {
     maxTokenAgeS: number;
     /** Lower-cased roles a token needs to open its own room's presenter socket; undefined = any token of that user. */
     presenterRoles: string[] | undefined;
+    /** JWT claim listing the rooms a token may moderate (an array of room ids). */
+    moderatorClaim: string;
   };
   gateway: {
     secret: string | undefined;
@@ -95,6 +98,10 @@ export interface Config {
     limit: number;
     windowMs: number;
   };
+  /** Rate limits on posts and socket opens (undefined: off). */
+  rateLimits: GateLimits;
+  /** Proxies (IPs/CIDRs) whose X-Forwarded-For names the client address for the per-address limits. */
+  trustProxy: string[];
   handshakeTimeoutMs: number;
   /** Seed sockets allowed to wait for their start frame at once; more get 503 before the upgrade. */
   maxPendingStarts: number;
@@ -240,14 +247,23 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const presenterRoles = roleList(read("PRESENTER_ROLES"), problems);
 
-  const trustedProxies = (read("TRUSTED_PROXIES") ?? "")
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const entry of trustedProxies) {
-    if (!isIpOrCidr(entry))
-      problems.push(`TRUSTED_PROXIES entry ${JSON.stringify(entry)} is not an IP address or CIDR`);
-  }
+  const addressList = (name: string): string[] => {
+    const entries = (read(name) ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+    for (const entry of entries) {
+      if (!isIpOrCidr(entry)) problems.push(`${name} entry ${JSON.stringify(entry)} is not an IP address or CIDR`);
+    }
+    return entries;
+  };
+  const trustedProxies = addressList("TRUSTED_PROXIES");
+  const limit = (name: string, def: string): Limit | undefined => {
+    const parsed = parseLimit(read(name) ?? def);
+    if (parsed !== "invalid") return parsed;
+    problems.push(`${name} must be "<count>/<window>" such as 20/30s (ms, s, m, h; at most 1 day) or "off"`);
+    return parseLimit(def) as Limit | undefined;
+  };
   const gatewaySecret = read("GATEWAY_SECRET");
   const gatewayProblem = gatewaySecret === undefined ? undefined : secretWeakness(gatewaySecret, 16);
   if (gatewayProblem !== undefined) problems.push(`GATEWAY_SECRET ${gatewayProblem}`);
@@ -281,6 +297,7 @@ export function loadConfig(env: Env = process.env): Config {
       clockToleranceS: int("JWT_CLOCK_TOLERANCE_S", DEFAULT_CLOCK_TOLERANCE_S, 0, 300),
       maxTokenAgeS: int("JWT_MAX_TOKEN_AGE_S", DEFAULT_MAX_TOKEN_AGE_S, 0, 31_536_000),
       presenterRoles,
+      moderatorClaim: claimName(read("MODERATOR_CLAIM"), problems),
     },
     gateway: { secret: gatewaySecret, trustedProxies },
     limits: {
@@ -322,6 +339,14 @@ export function loadConfig(env: Env = process.env): Config {
       limit: int("WS_BAD_FRAME_LIMIT", 10, 0, 10_000),
       windowMs: int("WS_BAD_FRAME_WINDOW_MS", 10_000, 100, 3_600_000),
     },
+    rateLimits: {
+      room: limit("RATE_LIMIT_ROOM", "20/30s"),
+      roomPrivileged: limit("RATE_LIMIT_ROOM_PRIVILEGED", "100/30s"),
+      sender: limit("RATE_LIMIT_SENDER", "60/30s"),
+      addressPosts: limit("RATE_LIMIT_ADDRESS_POSTS", "300/30s"),
+      addressSockets: limit("RATE_LIMIT_ADDRESS_SOCKETS", "30/60s"),
+    },
+    trustProxy: addressList("TRUST_PROXY"),
     handshakeTimeoutMs: int("HANDSHAKE_TIMEOUT_MS", 10_000, 100, 600_000),
     maxPendingStarts: int("WS_MAX_PENDING_STARTS", 1000, 1, 1_000_000),
     wsPingIntervalMs: int("WS_PING_INTERVAL_MS", 30_000, 100, 600_000),
@@ -345,6 +370,16 @@ function roleList(raw: string | undefined, problems: string[]): string[] | undef
     }
   }
   return roles;
+}
+
+/** MODERATOR_CLAIM: a JWT claim name (default mod_rooms); namespaced names such as URLs are fine. */
+function claimName(raw: string | undefined, problems: string[]): string {
+  if (raw === undefined) return DEFAULT_MODERATOR_CLAIM;
+  if (!/^[!-~]{1,128}$/.test(raw)) {
+    problems.push(`MODERATOR_CLAIM=${JSON.stringify(raw)} is not a claim name (1 to 128 visible ASCII characters)`);
+    return DEFAULT_MODERATOR_CLAIM;
+  }
+  return raw;
 }
 
 /** 127.0.0.0/8, ::1 (also IPv4-mapped loopback) or localhost. */

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import { MemoryBus } from "./adapters/memory-bus.js";
+import { MemoryGate } from "./adapters/memory-gate.js";
 import { MemoryPresence } from "./adapters/memory-presence.js";
 import { buildApp, buildOpsApp } from "./app.js";
 import { createGatewayTrust } from "./auth/gateway-trust.js";
@@ -8,8 +9,10 @@ import { createTokenVerifier } from "./auth/token-verifier.js";
 import { openDatabase } from "./chatlog/database.js";
 import { applyMigrations } from "./chatlog/migrate.js";
 import { PrismaChatLog } from "./chatlog/prisma-chat-log.js";
+import { PrismaModerationStore } from "./chatlog/prisma-moderation-store.js";
 import type { Config } from "./config.js";
-import type { Bus, Presence } from "./core/ports.js";
+import { ModerationService } from "./core/moderation.js";
+import type { Bus, ChatLog, Gate, Presence } from "./core/ports.js";
 import { Relay } from "./core/relay.js";
 import { Metrics } from "./ops/metrics.js";
 import type { ReadinessCheck } from "./transport/ops-routes.js";
@@ -18,6 +21,8 @@ import type { PresenterSockets } from "./transport/presenter-sockets.js";
 export interface RunningServer {
   app: FastifyInstance;
   relay: Relay;
+  /** The node's chat log. For tests (appending moderation events directly); the server itself goes through the relay. */
+  chatLog: ChatLog;
   config: Config;
   logger: Logger;
   /** The address the server listens on. */
@@ -70,20 +75,26 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     { maxQueued: config.logWriter.queueMax, deadlineMs: config.logWriter.commitTimeoutMs },
   );
 
+  // The gate mirrors each room's moderation state from the store the first time the room is posted to.
+  const moderationStore = new PrismaModerationStore(db, { globalMaxTextLength: config.limits.maxTextLength });
+  const loadRoom = (roomId: number) => moderationStore.loadRoom(roomId);
   let bus: Bus;
   let presence: Presence;
+  let gate: Gate;
   if (config.redisUrl === undefined) {
     bus = new MemoryBus();
     presence = new MemoryPresence(config.presence.ttlMs, config.presence.graceMs);
+    gate = new MemoryGate(presence, loadRoom, config.rateLimits);
   } else {
     const redis = await import("./adapters/redis.js");
-    ({ bus, presence } = await redis.connectRedis(config, logger, metrics));
+    ({ bus, presence, gate } = await redis.connectRedis(config, logger, metrics, loadRoom));
   }
 
   const relay = new Relay(
     log,
     bus,
     presence,
+    gate,
     {
       nodeId: config.nodeId,
       maxTextLength: config.limits.maxTextLength,
@@ -97,6 +108,10 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     logger,
     metrics,
   );
+  // Moderation actions: the store (with audit), then the gate's mirror, then the event in the log and on the bus.
+  const moderation = new ModerationService(moderationStore, gate, log, (event) => relay.publish(event), logger, {
+    globalMaxTextLength: config.limits.maxTextLength,
+  });
   const readiness: ReadinessCheck[] = [{ name: "chatlog", check: () => log.ping() }];
   if (config.redisUrl !== undefined) {
     readiness.push({ name: "redis", check: async () => Promise.all([bus.ping(), presence.ping()]).then(() => {}) });
@@ -105,6 +120,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     config,
     logger,
     relay,
+    moderation,
     verifyToken: createTokenVerifier(config.jwt),
     gatewayTrust: createGatewayTrust(config.gateway),
     metrics,
@@ -122,7 +138,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     stopping ??= stop(app, sockets, log, bus, presence, logger).finally(() => ops.close());
     return stopping;
   };
-  return { app, relay, config, logger, url, opsUrl, shutdown };
+  return { app, relay, chatLog: log, config, logger, url, opsUrl, shutdown };
 }
 
 async function stop(

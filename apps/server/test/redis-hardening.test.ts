@@ -5,6 +5,7 @@ import t, { type Test } from "tap";
 import { encodeBusEvent } from "../src/adapters/bus-codec.js";
 import { connectRedis } from "../src/adapters/redis.js";
 import { loadConfig } from "../src/config.js";
+import { emptyRoomState } from "../src/core/moderation-state.js";
 import type { BusEvent } from "../src/core/ports.js";
 import { Metrics } from "../src/ops/metrics.js";
 import { startServer } from "../src/server.js";
@@ -35,6 +36,9 @@ const RELAY_ACL = [
   "+get",
   "+set",
   "+del",
+  "+hget",
+  "+hmget",
+  "+hset",
   "+pexpire",
   "+time",
   "+publish",
@@ -217,7 +221,7 @@ t.test("the bus drops and counts each forgery, and delivers what follows (chatre
   const metrics = new Metrics();
   const { logger } = capturingLogger();
   const config = loadConfig(testEnv({ REDIS_URL: redis.urlWith(ADMIN_PASSWORD), REDIS_KEY_PREFIX: PREFIX }));
-  const { bus } = await connectRedis(config, logger, metrics);
+  const { bus } = await connectRedis(config, logger, metrics, async (roomId) => emptyRoomState(roomId));
   t.teardown(() => bus.close());
   const room = 905;
   const got: BusEvent[] = [];

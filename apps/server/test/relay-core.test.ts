@@ -1,12 +1,15 @@
 import pino from "pino";
 import t from "tap";
 import { MemoryBus } from "../src/adapters/memory-bus.js";
+import { MemoryGate } from "../src/adapters/memory-gate.js";
 import { MemoryPresence } from "../src/adapters/memory-presence.js";
 import { openDatabase } from "../src/chatlog/database.js";
 import { applyMigrations } from "../src/chatlog/migrate.js";
 import { PrismaChatLog } from "../src/chatlog/prisma-chat-log.js";
 import type { ChatMessage } from "../src/core/message.js";
+import { emptyRoomState } from "../src/core/moderation-state.js";
 import type { BusEvent } from "../src/core/ports.js";
+import { NO_LIMITS } from "../src/core/rate-limit.js";
 import { Relay } from "../src/core/relay.js";
 
 // The relay core on the real embedded log, with a bus that loses what it is told to lose.
@@ -25,10 +28,12 @@ const db = await openDatabase({ databaseUrl: undefined, pgliteDataDir: "memory:/
 await applyMigrations(db);
 const log = new PrismaChatLog(db, 100);
 const bus = new LossyBus();
+const presence = new MemoryPresence(600, 10_000);
 const relay = new Relay(
   log,
   bus,
-  new MemoryPresence(600, 10_000),
+  presence,
+  new MemoryGate(presence, async (roomId) => emptyRoomState(roomId), NO_LIMITS),
   {
     nodeId: "n1",
     maxTextLength: 500,

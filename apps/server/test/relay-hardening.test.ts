@@ -3,12 +3,15 @@ import { CloseCode } from "@chatrelay/protocol";
 import pino from "pino";
 import t from "tap";
 import { MemoryBus } from "../src/adapters/memory-bus.js";
+import { MemoryGate } from "../src/adapters/memory-gate.js";
 import { MemoryPresence } from "../src/adapters/memory-presence.js";
 import { openDatabase } from "../src/chatlog/database.js";
 import { applyMigrations } from "../src/chatlog/migrate.js";
 import { PrismaChatLog } from "../src/chatlog/prisma-chat-log.js";
 import type { ChatMessage } from "../src/core/message.js";
+import { emptyRoomState } from "../src/core/moderation-state.js";
 import type { PresenceRecord } from "../src/core/ports.js";
+import { NO_LIMITS } from "../src/core/rate-limit.js";
 import { Relay } from "../src/core/relay.js";
 import { runSpread } from "../src/core/spread.js";
 
@@ -80,6 +83,7 @@ function makeRelay(options: { resyncSpreadMs?: number; resyncConcurrency?: numbe
     log,
     bus,
     presence,
+    new MemoryGate(presence, async (roomId) => emptyRoomState(roomId), NO_LIMITS),
     {
       nodeId: "n1",
       maxTextLength: 500,

@@ -15,7 +15,7 @@ t.test("uuidv7: RFC 9562 layout, time-ordered", async (t) => {
 t.test("verified token cache: never past exp, never past its TTL, bounded", async (t) => {
   let now = 1000;
   const cache = new VerifiedTokenCache(2, 500, () => now);
-  const p = { userId: 1, nickname: undefined, roles: [], expiresAt: 10_000 };
+  const p = { userId: 1, nickname: undefined, roles: [], expiresAt: 10_000, modRooms: [] };
   cache.set("a", p, 1200);
   t.equal(cache.get("a"), p);
   now = 1200;

@@ -25,6 +25,18 @@ export const ErrorCode = {
   /** A presenter-socket path was requested without a WebSocket upgrade. */
   UpgradeRequired: "upgrade_required",
   ServiceUnavailable: "service_unavailable",
+  /** Too many messages (per sender per room, per sender, or per address): 429 with Retry-After. */
+  RateLimited: "rate_limited",
+  /** The room's slow mode: 429 with Retry-After. */
+  SlowMode: "slow_mode",
+  /** The sender is banned from the room: 403. */
+  Banned: "banned",
+  /** The sender is timed out in the room: 403 with Retry-After. */
+  TimedOut: "timed_out",
+  /** The room is in moderators-only mode: 403. */
+  RoomLocked: "room_locked",
+  /** The text contains one of the room's blocked terms: 400. */
+  TextBlocked: "text_blocked",
   Internal: "internal_error",
 } as const;
 

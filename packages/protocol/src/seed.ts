@@ -3,6 +3,8 @@
  * Field names, paths and frame shapes here must not change.
  */
 
+import type { ModerationEventKind } from "./v1.js";
+
 export const SEED_SOCKET_PATH = "/chatting";
 export const SEED_SEND_PATH = "/send/message";
 
@@ -16,14 +18,16 @@ export const SeedHeader = {
 export type SeedUserType = "presenter" | "viewer";
 
 /**
- * Client -> server, first frame. `lastSeq` (resume) and `ready` (ask for a
- * `ready` frame once attached) are our optional extensions.
+ * Client -> server, first frame. `lastSeq` (resume), `ready` (ask for a
+ * `ready` frame once attached) and `events` (ask for `moderation` frames)
+ * are our optional extensions.
  */
 export interface SeedStartFrame {
   id: "start";
   token: string;
   lastSeq?: number;
   ready?: boolean;
+  events?: boolean;
 }
 
 /** Server -> presenter, only to clients that sent `"ready": true` in their start frame. */
@@ -48,6 +52,23 @@ export interface SeedSendChattingFrame {
   sentAt: string;
 }
 
+/**
+ * Server -> presenter, only to clients that sent `"events": true` in their start frame: one
+ * moderation event, in seq order with the chat (the v1 `moderation` frame's fields, its id as
+ * `eventId`, since `id` names the frame). Without the opt-in these frames are skipped and the
+ * seqs they hold are simply absent from the stream.
+ */
+export interface SeedModerationFrame {
+  id: "moderation";
+  eventId: string;
+  roomId: number;
+  seq: number;
+  action: ModerationEventKind;
+  by: number;
+  sentAt: string;
+  data: Record<string, string | number | boolean | null>;
+}
+
 export interface SeedTokenExceptionFrame {
   id: "tokenException";
   response: "reject";
@@ -59,7 +80,12 @@ export interface SeedErrorFrame {
   message: string;
 }
 
-export type SeedServerFrame = SeedSendChattingFrame | SeedTokenExceptionFrame | SeedErrorFrame | SeedReadyFrame;
+export type SeedServerFrame =
+  | SeedSendChattingFrame
+  | SeedModerationFrame
+  | SeedTokenExceptionFrame
+  | SeedErrorFrame
+  | SeedReadyFrame;
 
 /** Body of POST /send/message. */
 export interface SeedSendBody {

@@ -1,3 +1,5 @@
+import type { ModeratedFrame, ModerateFrame } from "./moderation.js";
+
 /** The v1 surface: this project's own API. */
 
 export type UserType = "presenter" | "viewer";
@@ -17,6 +19,20 @@ export interface PostMessageResult {
   sentAt: string;
 }
 
+/** Moderation events: entries of a room's log, in the same seq order as its messages. */
+export const MODERATION_EVENT_KINDS = [
+  "delete",
+  "clear",
+  "ban",
+  "unban",
+  "timeout",
+  "settings",
+  "moderator_add",
+  "moderator_remove",
+  "terms",
+] as const;
+export type ModerationEventKind = (typeof MODERATION_EVENT_KINDS)[number];
+
 /** One message as history and presenter frames show it. */
 export interface ChatMessageView {
   id: string;
@@ -27,6 +43,30 @@ export interface ChatMessageView {
   userType: UserType;
   text: string;
   sentAt: string;
+  /** History only: "message", or the moderation event this entry is (events only with `?kinds=all`). */
+  kind?: "message" | ModerationEventKind;
+  /** History only: an event entry's data (as in the `moderation` frame). */
+  data?: Record<string, string | number | boolean | null>;
+  /** History only: a moderator deleted this message; its text is "" unless `?includeDeleted=true` was allowed. */
+  deleted?: boolean;
+  /** History only, with `deleted`: who deleted it. */
+  deletedBy?: number;
+}
+
+/**
+ * A moderation event as the v1 presenter socket delivers it (`{"type":"moderation", ...}`), in seq
+ * order with the messages. `by`: the acting presenter or moderator. `data` by action: delete
+ * {targetSeq, targetId}, clear {upToSeq}, ban/unban {userId}, timeout {userId, until},
+ * settings {slowModeS, moderatorsOnly, maxTextLength}, moderator_add/remove {userId}, terms {count}.
+ */
+export interface ModerationEventView {
+  id: string;
+  roomId: number;
+  seq: number;
+  action: ModerationEventKind;
+  by: number;
+  sentAt: string;
+  data: Record<string, string | number | boolean | null>;
 }
 
 /** GET /v1/rooms/:roomId/messages answer: newest first. */
@@ -40,9 +80,12 @@ export interface HistoryPage {
 export type V1ServerFrame =
   | { type: "ready"; roomId: number; connId: string; lastSeq: number; resumeFrom: number | null }
   | ({ type: "message" } & ChatMessageView)
+  | ({ type: "moderation" } & ModerationEventView)
   | { type: "pong" }
   /** Answer to an `auth` frame: the socket now lives until the new token's expiry. */
   | { type: "authenticated"; expiresAt: string }
+  /** Answer to a `moderate` frame (moderation.ts). */
+  | ModeratedFrame
   | { type: "error"; code: string; message: string };
 
 /** Presenter -> server frames on the v1 socket. */
@@ -51,7 +94,9 @@ export type V1ClientFrame =
   | { type: "ack"; seq: number }
   | { type: "stop" }
   /** A fresh token for the same user, sent before the current one expires. */
-  | { type: "auth"; token: string };
+  | { type: "auth"; token: string }
+  /** A moderation action on the socket's room (moderation.ts). */
+  | ModerateFrame;
 
 /** Error codes of v1 socket `error` frames (besides the HTTP ones, e.g. service_unavailable). */
 export const SocketErrorCode = {
@@ -95,6 +140,10 @@ export const chatMessageViewSchema = {
     userType: { type: "string", enum: ["presenter", "viewer"] },
     text: { type: "string" },
     sentAt: { type: "string" },
+    kind: { type: "string" },
+    data: { type: "object", additionalProperties: true },
+    deleted: { type: "boolean" },
+    deletedBy: { type: "integer" },
   },
 } as const;
 
@@ -119,6 +168,10 @@ export const historyQuerySchema = {
   properties: {
     before: { type: "string", pattern: "^[1-9][0-9]{0,15}$" },
     limit: { type: "string", pattern: "^[1-9][0-9]{0,3}$" },
+    /** "message" (default): chat messages only; "all": moderation events too, as entries with `kind` and `data`. */
+    kinds: { type: "string", enum: ["message", "all"] },
+    /** "true": deleted messages keep their text (the room's presenter or a moderator only; 403 otherwise). */
+    includeDeleted: { type: "string", enum: ["true", "false"] },
     access_token: { type: "string", minLength: 1, maxLength: 8192 },
   },
 } as const;

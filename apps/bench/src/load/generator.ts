@@ -10,6 +10,8 @@ export interface GeneratorOptions {
   rooms: number[];
   /** Keep-alive connections in the pool. */
   connections: number;
+  /** Put before each text (the flood's spammer marks its messages so the presenters' tracker can tell them). */
+  textPrefix?: string;
 }
 
 /**
@@ -110,7 +112,7 @@ export class Generator {
         path: `/v1/rooms/${room}/messages`,
         method: "POST",
         headers: this.authHeaders[sender],
-        body: `{"text":"${messageText(id, t0)}"}`,
+        body: `{"text":"${this.options.textPrefix ?? ""}${messageText(id, t0)}"}`,
       });
       const body = await res.body.text();
       if (res.statusCode === 201) this.tracker.acked(id, performance.now() - t0);

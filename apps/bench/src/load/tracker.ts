@@ -72,6 +72,24 @@ export class Tracker {
   /** Order violations of frames whose message is unknown. */
   strayOrderViolations = 0;
   presenterErrors: string[] = [];
+  /** Frames counted by the prefix of their text: messages another process posted (the flood's spammer). */
+  private readonly tagged = new Map<string, { count: number; waiters: { atLeast: number; wake: () => void }[] }>();
+
+  /** Counts frames whose text starts with `prefix` instead of matching them to a post of this process. */
+  tag(prefix: string): void {
+    this.tagged.set(prefix, { count: 0, waiters: [] });
+  }
+
+  taggedCount(prefix: string): number {
+    return this.tagged.get(prefix)?.count ?? 0;
+  }
+
+  /** Resolves once `atLeast` frames with the prefix have arrived. */
+  whenTagged(prefix: string, atLeast: number): Promise<void> {
+    const t = this.tagged.get(prefix);
+    if (!t || t.count >= atLeast) return Promise.resolve();
+    return new Promise((wake) => t.waiters.push({ atLeast, wake }));
+  }
 
   nextId(): number {
     return this.nextMessageId++;
@@ -121,6 +139,14 @@ export class Tracker {
     }
     if (expected === undefined || seq >= expected) this.roomNext.set(roomId, seq + 1);
 
+    for (const [prefix, t] of this.tagged) {
+      if (!text.startsWith(prefix)) continue;
+      t.count++;
+      const due = t.waiters.filter((w) => t.count >= w.atLeast);
+      t.waiters = t.waiters.filter((w) => t.count < w.atLeast);
+      for (const w of due) w.wake();
+      return;
+    }
     if (!s) {
       this.foreignFrames++;
       return;

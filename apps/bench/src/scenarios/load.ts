@@ -7,11 +7,13 @@ import { CpuMeter, type CpuReport } from "../util/cpu.js";
 import { diffNodes, type NodePhaseMetrics, snapshotNodes } from "../util/node-metrics.js";
 import { withTimeout } from "../util/procs.js";
 import { type BenchDatabase, createDatabase, JWT_SECRET, mintToken, REDIS_URL, redisPrefix } from "../util/services.js";
+import { blockTerms, checkTermsBlock, LIMITS_NEVER_REACHED } from "./limit-env.js";
 
 export const LOAD_TITLES: Record<LoadScenarioId, string> = {
   a: "(a) 1 node, embedded PGlite + in-process bus",
   b: "(b) 1 node, PostgreSQL + Redis",
   c: "(c) cluster path: post to A, presenter on B",
+  "c-limits": "(c) with every rate limit on, never reached",
   d: "(d) 3 nodes behind nginx",
   ceiling: "HTTP ceiling: bare fastify route",
   peer: "peer: Socket.IO 4 + Redis adapter",
@@ -63,16 +65,20 @@ export interface LoadScenarioResult {
   profiles: string[];
 }
 
-interface Deployment {
+export interface Deployment {
   postBase: string;
   targets: Target[];
   delivers: boolean;
   openPresenters?: (tracker: Tracker, rooms: number[]) => Promise<PresenterGroup>;
+  /** Runs before the presenters connect (room set-up whose events must not reach them as frames). */
+  prepareRooms?: (rooms: number[]) => Promise<string>;
+  /** Runs once the presenters are connected (rooms are live): a check of that set-up. */
+  checkRooms?: (rooms: number[]) => Promise<void>;
   db?: BenchDatabase;
 }
 
 /** Teardown steps, run in reverse order, each one even when an earlier one failed. */
-class Teardown {
+export class Teardown {
   private readonly steps: (() => Promise<void>)[] = [];
   push(step: () => Promise<void>): void {
     this.steps.push(step);
@@ -100,25 +106,53 @@ export function presenterToken(room: number): Promise<string> {
   return t;
 }
 
+/** A chatrelay node stopped by the teardown. */
+async function startNode(name: string, env: Record<string, string>, config: BenchConfig, down: Teardown) {
+  const t = await startChatrelayNode({ name, env, profileDir: config.profileDir });
+  down.push(() => t.proc.stop(15_000));
+  return t;
+}
+
+/** A fresh PostgreSQL database and Redis key prefix, both removed by the teardown. */
+async function pgAndRedis(label: string, down: Teardown) {
+  const db = await createDatabase(label);
+  down.push(() => db.drop());
+  const redis = redisPrefix(label);
+  down.push(() => redis.clean());
+  return { db, env: { DATABASE_URL: db.url, REDIS_URL, REDIS_KEY_PREFIX: redis.prefix } };
+}
+
+const relayPresenters = (port: number) => (tracker: Tracker, rooms: number[]) =>
+  openChatrelayPresenters(`ws://127.0.0.1:${port}`, rooms, presenterToken, tracker, {
+    concurrency: 50,
+    timeoutMs: 30_000,
+  });
+
+/** The cluster path (c): posts to node A, presenter sockets on node B, PostgreSQL + Redis; `env` for both nodes. */
+export async function deployClusterPath(
+  label: string,
+  config: BenchConfig,
+  down: Teardown,
+  env: Record<string, string> = {},
+): Promise<Deployment> {
+  const services = await pgAndRedis(label, down);
+  const both = { ...services.env, ...env };
+  const [nodeA, nodeB] = await Promise.all([
+    startNode(`${label}-node-A-posts`, both, config, down),
+    startNode(`${label}-node-B-presenters`, both, config, down),
+  ]);
+  return {
+    postBase: `http://127.0.0.1:${nodeA.port}`,
+    targets: [nodeA, nodeB],
+    delivers: true,
+    openPresenters: relayPresenters(nodeB.port),
+    db: services.db,
+  };
+}
+
 async function deploy(id: LoadScenarioId, config: BenchConfig, down: Teardown): Promise<Deployment> {
   const profileDir = config.profileDir;
-  const node = async (name: string, env: Record<string, string> = {}) => {
-    const t = await startChatrelayNode({ name, env, profileDir });
-    down.push(() => t.proc.stop(15_000));
-    return t;
-  };
-  const pgAndRedis = async () => {
-    const db = await createDatabase(id);
-    down.push(() => db.drop());
-    const redis = redisPrefix(id);
-    down.push(() => redis.clean());
-    return { db, env: { DATABASE_URL: db.url, REDIS_URL, REDIS_KEY_PREFIX: redis.prefix } };
-  };
-  const relayPresenters = (port: number) => (tracker: Tracker, rooms: number[]) =>
-    openChatrelayPresenters(`ws://127.0.0.1:${port}`, rooms, presenterToken, tracker, {
-      concurrency: 50,
-      timeoutMs: 30_000,
-    });
+  const node = (name: string, env: Record<string, string> = {}) => startNode(name, env, config, down);
 
   switch (id) {
     case "a": {
@@ -133,7 +167,7 @@ async function deploy(id: LoadScenarioId, config: BenchConfig, down: Teardown): 
       };
     }
     case "b": {
-      const { db, env } = await pgAndRedis();
+      const { db, env } = await pgAndRedis(id, down);
       const b = await node("b-node", env);
       return {
         postBase: `http://127.0.0.1:${b.port}`,
@@ -143,19 +177,18 @@ async function deploy(id: LoadScenarioId, config: BenchConfig, down: Teardown): 
         db,
       };
     }
-    case "c": {
-      const { db, env } = await pgAndRedis();
-      const [nodeA, nodeB] = await Promise.all([node("c-node-A-posts", env), node("c-node-B-presenters", env)]);
+    case "c":
+      return deployClusterPath("c", config, down);
+    case "c-limits": {
+      const dep = await deployClusterPath("c-limits", config, down, LIMITS_NEVER_REACHED);
       return {
-        postBase: `http://127.0.0.1:${nodeA.port}`,
-        targets: [nodeA, nodeB],
-        delivers: true,
-        openPresenters: relayPresenters(nodeB.port),
-        db,
+        ...dep,
+        prepareRooms: (rooms) => blockTerms(dep.postBase, rooms, presenterToken),
+        checkRooms: (rooms) => checkTermsBlock(dep.postBase, rooms),
       };
     }
     case "d": {
-      const { db, env } = await pgAndRedis();
+      const { db, env } = await pgAndRedis(id, down);
       const nodes = await Promise.all(
         [1, 2, 3].map((n) => node(`d-node-${n}`, { ...env, TRUSTED_PROXIES: "127.0.0.1" })),
       );
@@ -367,11 +400,17 @@ class LoadRun {
         this.result.notes.push(`${t.name}: ${t.note}`);
         this.log(`${t.name}: ${t.note}`);
       }
+      if (dep.prepareRooms) {
+        const note = await dep.prepareRooms(this.rooms);
+        this.result.notes.push(note);
+        this.log(note);
+      }
       if (dep.openPresenters) {
         const group = await dep.openPresenters(this.tracker, this.rooms);
         this.presenters = group;
         this.down.push(() => group.close());
       }
+      await dep.checkRooms?.(this.rooms);
       const senderTokens = await Promise.all(
         Array.from({ length: this.config.senders }, (_, i) => mintToken(1_000_000 + i, `viewer-${i}`)),
       );

@@ -1,5 +1,5 @@
 import type { UserType } from "@chatrelay/protocol";
-import type { ChatMessage } from "../core/message.js";
+import { type ChatMessage, checkEventData, isModerationEventKind } from "../core/message.js";
 import type { BusEvent } from "../core/ports.js";
 import { checkText, cleanNickname } from "../core/text.js";
 
@@ -82,6 +82,16 @@ function decodeMessage(m: Record<string, unknown>, limits: BusCodecLimits): Chat
   if (!isId(id) || !isPositiveInt(roomId) || !isPositiveInt(seq) || !isPositiveInt(senderId)) return undefined;
   if (userType !== "presenter" && userType !== "viewer") return undefined;
   // The same rules the sending node applied: a clean display name and a clean, bounded text.
+  const kind = own(m, "kind");
+  if (kind !== undefined && kind !== "message") {
+    // A moderation event: no name, no text, and data within the bounds every node writes.
+    const event = own(m, "event");
+    if (!isModerationEventKind(kind) || nickname !== "" || text !== "" || !checkEventData(kind, event))
+      return undefined;
+    const date = parseDate(sentAt);
+    if (date === undefined) return undefined;
+    return { id, roomId, seq, senderId, nickname, userType, text, sentAt: date, kind, event: copyEventData(event) };
+  }
   if (typeof nickname !== "string" || cleanNickname(nickname, senderId) !== nickname) return undefined;
   if (typeof text !== "string") return undefined;
   const checked = checkText(text, limits.maxTextLength);
@@ -89,6 +99,13 @@ function decodeMessage(m: Record<string, unknown>, limits: BusCodecLimits): Chat
   const date = parseDate(sentAt);
   if (date === undefined) return undefined;
   return { id, roomId, seq, senderId, nickname, userType: userType satisfies UserType, text, sentAt: date };
+}
+
+/** A fresh object with the checked data's own keys (letters and digits only: never `__proto__`). */
+function copyEventData(data: Record<string, string | number | boolean | null>): ChatMessage["event"] {
+  const copy: Record<string, string | number | boolean | null> = {};
+  for (const key of Object.keys(data)) copy[key] = data[key] as string | number | boolean | null;
+  return copy;
 }
 
 /** Exactly what `Date.prototype.toJSON` writes: anything else was not written by a node. */

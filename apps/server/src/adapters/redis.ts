@@ -1,9 +1,11 @@
 import { Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
-import type { Bus, Presence } from "../core/ports.js";
+import type { RoomModerationState } from "../core/moderation-state.js";
+import type { Bus, Gate, Presence } from "../core/ports.js";
 import type { Metrics } from "../ops/metrics.js";
 import { RedisBus } from "./redis-bus.js";
+import { RedisGate } from "./redis-gate.js";
 import { RedisPresence } from "./redis-presence.js";
 
 const RETRY_BASE_MS = 50;
@@ -41,7 +43,8 @@ export async function connectRedis(
   config: Config,
   logger: Logger,
   metrics: Metrics,
-): Promise<{ bus: Bus; presence: Presence }> {
+  loadRoom: (roomId: number) => Promise<RoomModerationState>,
+): Promise<{ bus: Bus; presence: Presence; gate: Gate }> {
   const url = effectiveRedisUrl(config);
   const options: RedisOptions = {
     enableOfflineQueue: false,
@@ -92,7 +95,8 @@ export async function connectRedis(
     metrics,
   );
   const presence = new RedisPresence(commands, config.redisKeyPrefix, config.presence.ttlMs, config.presence.graceMs);
-  return { bus, presence };
+  const gate = new RedisGate(commands, config.redisKeyPrefix, loadRoom, config.rateLimits);
+  return { bus, presence, gate };
 }
 
 function isAuthFailure(message: string): boolean {

@@ -9,6 +9,8 @@ export interface Principal {
   roles: string[];
   /** The token's `exp`, in ms since the epoch. */
   expiresAt: number;
+  /** Rooms the token's moderator claim (MODERATOR_CLAIM) names; [] when it is absent or malformed. */
+  modRooms: number[];
 }
 
 /** A token refused, in our own words (never the token's contents). */
@@ -39,12 +41,15 @@ export interface TokenVerifierOptions {
   jwksTimeoutMs?: number;
   /** Clock in ms since the epoch (tests move it). @default Date.now */
   now?: () => number;
+  /** The claim listing rooms the token may moderate (an array of room ids). @default "mod_rooms" */
+  moderatorClaim?: string;
 }
 
 export type TokenVerifier = (token: string) => Promise<Principal>;
 
 export const DEFAULT_CLOCK_TOLERANCE_S = 5;
 export const DEFAULT_MAX_TOKEN_AGE_S = 86_400;
+export const DEFAULT_MODERATOR_CLAIM = "mod_rooms";
 
 /**
  * Verifies a JWT with jose: HS256 with the shared secret, or the keys of a
@@ -67,6 +72,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const toleranceS = options.clockToleranceS ?? DEFAULT_CLOCK_TOLERANCE_S;
   const maxAgeS = options.maxTokenAgeS ?? DEFAULT_MAX_TOKEN_AGE_S;
   const now = options.now ?? Date.now;
+  const moderatorClaim = options.moderatorClaim ?? DEFAULT_MODERATOR_CLAIM;
   const verifyOptions = {
     algorithms,
     clockTolerance: toleranceS,
@@ -90,7 +96,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       throw toAuthError(err);
     }
     checkLifetime(payload, Math.floor(currentDate.getTime() / 1000), toleranceS, maxAgeS);
-    const principal = toPrincipal(payload, token);
+    const principal = toPrincipal(payload, token, moderatorClaim);
     // Never cached past exp: after it, the next use re-verifies (and the tolerance decides).
     cache.set(token, principal, principal.expiresAt);
     return principal;
@@ -173,7 +179,7 @@ export class VerifiedTokenCache {
 const USER_ID_TEXT = /^[1-9]\d{0,15}$/;
 const NO_USER_ID = "token has no valid user id: expected a positive integer `user_idx` or `sub` claim";
 
-function toPrincipal(payload: JWTPayload, token: string): Principal {
+function toPrincipal(payload: JWTPayload, token: string, moderatorClaim: string): Principal {
   const claim = Object.hasOwn(payload, "user_idx") ? "user_idx" : "sub";
   const raw = payload[claim];
   let text: string | undefined;
@@ -187,7 +193,27 @@ function toPrincipal(payload: JWTPayload, token: string): Principal {
   const roles = rolesOf(payload.role);
   // exp is present (checkLifetime) and a number (jose).
   const expiresAt = (payload.exp ?? 0) * 1000;
-  return { userId, nickname, roles, expiresAt };
+  const modRooms = Object.hasOwn(payload, moderatorClaim) ? modRoomsOf(payload[moderatorClaim]) : [];
+  return { userId, nickname, roles, expiresAt, modRooms };
+}
+
+/** Most rooms one token may name in its moderator claim; a longer list counts as malformed. */
+const MAX_MOD_ROOMS = 1000;
+
+/**
+ * The moderator claim: an array of room ids (positive safe integers, or their decimal text).
+ * Lenient but never partial: anything malformed grants nothing, and a number too large to be
+ * exact (which JSON.parse rounded) is never a safe integer, so it can never name another room.
+ */
+export function modRoomsOf(claim: unknown): number[] {
+  if (!Array.isArray(claim) || claim.length > MAX_MOD_ROOMS) return [];
+  const rooms = new Set<number>();
+  for (const item of claim) {
+    const id = typeof item === "string" && USER_ID_TEXT.test(item) ? Number(item) : item;
+    if (typeof id !== "number" || !Number.isSafeInteger(id) || id <= 0) return [];
+    rooms.add(id);
+  }
+  return [...rooms];
 }
 
 /** The claim's number as written in the payload, so that a rounded value is never taken for an id. */

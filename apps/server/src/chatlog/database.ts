@@ -4,7 +4,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import { PrismaClient } from "../generated/prisma/client.js";
-import { APPEND_BATCH_SQL, type AppendRow } from "./append-statement.js";
+import { APPEND_PLAIN, type AppendRow } from "./append-statement.js";
 import { type BatchAppender, PgAppendWriter } from "./pg-append-writer.js";
 
 /** Raw SQL access for what Prisma's prepared statements cannot do (multi-statement migration scripts). */
@@ -118,7 +118,9 @@ async function openPglite(dataDir: string): Promise<Database> {
     prisma,
     // In this thread: it cannot stall the way a server can, so no deadline inside a batch (the queue's still applies).
     appender: {
-      append: async (params) => (await db.query<AppendRow>(APPEND_BATCH_SQL, params)).rows,
+      // One connection, statements in turn: nothing commits between a statement's snapshot and its room locks.
+      append: async (params, _deadline, statement = APPEND_PLAIN) =>
+        (await db.query<AppendRow>(statement.text, params)).rows,
       close: async () => {},
     },
     transaction(fn) {

@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
-import { APPEND_BATCH_SQL, type AppendRow } from "./append-statement.js";
+import { APPEND_PLAIN, type AppendRow, type AppendStatement, LOCK_ROOMS_SQL } from "./append-statement.js";
 import { LogDeadlineError, LogNotCommittedError } from "./log-errors.js";
 
 /** Runs one batch's append statement in its own transaction. */
@@ -9,9 +9,10 @@ export interface BatchAppender {
   /**
    * Resolves with the statement's rows once they are committed. Rejects only
    * when nothing was committed and nothing will be. `deadline`
-   * (performance.now()): COMMIT is not sent after it.
+   * (performance.now()): COMMIT is not sent after it. `statement`: which
+   * append statement the batch needs (default: the plain one).
    */
-  append(params: unknown[], deadline: number): Promise<AppendRow[]>;
+  append(params: unknown[], deadline: number, statement?: AppendStatement): Promise<AppendRow[]>;
   close(): Promise<void>;
 }
 
@@ -21,8 +22,8 @@ export interface PgAppendWriterOptions {
   statementTimeoutMs: number;
 }
 
-/** The prepared statement's name on every writer connection (parsed once per connection). */
-export const APPEND_STATEMENT_NAME = "chatrelay_append";
+/** The plain append statement's prepared name on every writer connection (parsed once per connection). */
+export const APPEND_STATEMENT_NAME = APPEND_PLAIN.name;
 
 /**
  * Appends on PostgreSQL over dedicated writer connections (never the read
@@ -36,10 +37,10 @@ export class PgAppendWriter implements BatchAppender {
 
   constructor(private readonly options: PgAppendWriterOptions) {}
 
-  async append(params: unknown[], deadline: number): Promise<AppendRow[]> {
+  async append(params: unknown[], deadline: number, statement = APPEND_PLAIN): Promise<AppendRow[]> {
     const connection = this.idle.pop() ?? new WriterConnection(this.options);
     try {
-      return await connection.append(params, deadline);
+      return await connection.append(params, deadline, statement);
     } finally {
       if (this.closed) connection.close();
       else this.idle.push(connection);
@@ -70,16 +71,20 @@ class WriterConnection {
 
   constructor(private readonly options: PgAppendWriterOptions) {}
 
-  async append(params: unknown[], deadline: number): Promise<AppendRow[]> {
+  async append(params: unknown[], deadline: number, append: AppendStatement): Promise<AppendRow[]> {
     if (performance.now() >= deadline) throw new LogDeadlineError("queued");
     const client = await this.beforeDeadline(this.connect(), deadline, "connecting");
     const backend = this.backend as BackendIdentity;
     // Pipelined: BEGIN and the statement leave in one write, answered in one round trip.
     const begin = client.query("BEGIN");
-    const statement = client.query<AppendRow>({ name: APPEND_STATEMENT_NAME, text: APPEND_BATCH_SQL, values: params });
+    // A batch that marks messages deleted first locks its rooms (its statement's snapshot then sees every earlier seq).
+    const lock = append.lockRoomsFirst
+      ? client.query({ name: LOCK_ROOMS_STATEMENT_NAME, text: LOCK_ROOMS_SQL, values: [params[0]] })
+      : undefined;
+    const statement = client.query<AppendRow>({ name: append.name, text: append.text, values: params });
     let rows: AppendRow[];
     try {
-      rows = (await this.beforeDeadline(Promise.all([begin, statement]), deadline, "writing"))[1].rows;
+      rows = (await this.beforeDeadline(Promise.all([begin, lock, statement]), deadline, "writing"))[2].rows;
     } catch (err) {
       // A statement error leaves the transaction aborted: roll it back (or drop the connection).
       if (err instanceof pg.DatabaseError && this.client === client) {
@@ -244,6 +249,8 @@ class WriterConnection {
     });
   }
 }
+
+const LOCK_ROOMS_STATEMENT_NAME = "chatrelay_lock_rooms";
 
 /** A backend's start time as text that no session setting (DateStyle, TimeZone) changes. */
 const BACKEND_STARTED = "to_char(backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')";

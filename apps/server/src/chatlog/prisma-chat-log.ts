@@ -1,7 +1,16 @@
-import type { AppendResult, ChatMessage, MessageDraft } from "../core/message.js";
-import type { ChatLog } from "../core/ports.js";
+import {
+  type AppendResult,
+  type ChatMessage,
+  checkEventData,
+  type EventDraft,
+  isModerationEventKind,
+  type MessageDraft,
+  type ModerationEventData,
+  type ModerationEventKind,
+} from "../core/message.js";
+import type { ChatLog, HistoryOptions } from "../core/ports.js";
 import type { ChatMessage as ChatMessageRow } from "../generated/prisma/client.js";
-import { type AppendRow, appendParams } from "./append-statement.js";
+import { type AppendRow, appendBatch } from "./append-statement.js";
 import type { Database } from "./database.js";
 import { type GroupCommitLimits, type GroupCommitStats, GroupCommitWriter } from "./group-commit.js";
 
@@ -54,9 +63,43 @@ export class PrismaChatLog implements ChatLog {
     return attempt;
   }
 
-  async history(roomId: number, before: number | undefined, limit: number): Promise<ChatMessage[]> {
+  /**
+   * A moderation event, through the same group commit as messages (so it gets
+   * the room's next seq in the one order). Its sender is the actor: userType
+   * "presenter" when the actor is the room's presenter (userId === roomId),
+   * "viewer" otherwise (a moderator); nickname and text are "". Throws at once
+   * (nothing written) for a kind or data `checkEventData` refuses.
+   */
+  async appendEvent(draft: EventDraft): Promise<ChatMessage> {
+    if (!isModerationEventKind(draft.kind) || !checkEventData(draft.kind, draft.event)) {
+      throw new TypeError(`invalid moderation event data for kind ${String(draft.kind).slice(0, 32)}`);
+    }
+    const result = await this.writer.write({
+      id: draft.id,
+      roomId: draft.roomId,
+      senderId: draft.actorId,
+      nickname: "",
+      userType: draft.actorId === draft.roomId ? "presenter" : "viewer",
+      text: "",
+      clientMsgId: undefined,
+      kind: draft.kind,
+      event: draft.event,
+    });
+    return result.message;
+  }
+
+  async history(
+    roomId: number,
+    before: number | undefined,
+    limit: number,
+    options: HistoryOptions = {},
+  ): Promise<ChatMessage[]> {
     const rows = await this.db.prisma.chatMessage.findMany({
-      where: { roomId: BigInt(roomId), ...(before === undefined ? {} : { seq: { lt: BigInt(before) } }) },
+      where: {
+        roomId: BigInt(roomId),
+        ...(before === undefined ? {} : { seq: { lt: BigInt(before) } }),
+        ...(options.events === true ? {} : { kind: "message" }),
+      },
       orderBy: { seq: "desc" },
       take: limit,
     });
@@ -109,11 +152,11 @@ export class PrismaChatLog implements ChatLog {
    * for rows that were not committed: the appender's rule.
    */
   private async appendBatch(drafts: MessageDraft[], deadline: number): Promise<(AppendResult | Error)[]> {
-    const params = appendParams(drafts);
+    const { statement, params } = appendBatch(drafts);
     for (let attempt = 1; ; attempt++) {
       let rows: AppendRow[];
       try {
-        rows = await this.db.appender.append(params, deadline);
+        rows = await this.db.appender.append(params, deadline, statement);
       } catch (err) {
         const state = sqlState(err) ?? "";
         if (RETRYABLE.has(state) && attempt < MAX_ATTEMPTS) continue;
@@ -165,6 +208,8 @@ function toResults(drafts: MessageDraft[], rows: AppendRow[]): AppendResult[] {
         userType: d.userType,
         text: row.text ?? d.text,
         sentAt: row.created_at,
+        kind: d.kind ?? "message",
+        event: d.event,
       },
     };
   }
@@ -173,6 +218,7 @@ function toResults(drafts: MessageDraft[], rows: AppendRow[]): AppendResult[] {
 }
 
 function toMessage(row: ChatMessageRow): ChatMessage {
+  const kind = isModerationEventKind(row.kind) ? row.kind : "message";
   return {
     id: row.id,
     roomId: Number(row.roomId),
@@ -182,7 +228,15 @@ function toMessage(row: ChatMessageRow): ChatMessage {
     userType: row.userType === "presenter" ? "presenter" : "viewer",
     text: row.text,
     sentAt: row.createdAt,
+    kind,
+    // Written by appendEvent only (checked there); a row edited by hand still reaches the encoders as a flat object.
+    event: kind === "message" ? undefined : toEventData(kind, row.event),
+    deletedBy: row.deletedBy === null ? undefined : Number(row.deletedBy),
   };
+}
+
+function toEventData(kind: ModerationEventKind, value: unknown): ModerationEventData {
+  return checkEventData(kind, value) ? value : {};
 }
 
 /** The PostgreSQL SQLSTATE of a driver error, however Prisma wrapped it (P2010 -> meta.driverAdapterError.cause). */

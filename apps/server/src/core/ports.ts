@@ -1,4 +1,11 @@
-import type { AppendResult, ChatMessage, MessageDraft } from "./message.js";
+import type { AppendResult, ChatMessage, EventDraft, MessageDraft } from "./message.js";
+import type { AuditEntry, ModerationChange, RoomModerationState } from "./moderation-state.js";
+
+/** What a history read includes besides the room's chat messages. */
+export interface HistoryOptions {
+  /** Moderation events too (entries with their `kind` and `event`); default: messages only. */
+  events?: boolean;
+}
 
 /**
  * The chat log: the source of truth. `append` is group-committed and assigns
@@ -6,9 +13,18 @@ import type { AppendResult, ChatMessage, MessageDraft } from "./message.js";
  */
 export interface ChatLog {
   append(draft: MessageDraft): Promise<AppendResult>;
-  /** Newest first, seq < before (or from the newest when before is undefined). */
-  history(roomId: number, before: number | undefined, limit: number): Promise<ChatMessage[]>;
-  /** Oldest first, seq > afterSeq. */
+  /**
+   * Appends a moderation event through the same group commit: it gets the room's next seq, in one
+   * order with the messages (publish it like a message). A `delete` (data.targetSeq) or `clear`
+   * marks the messages it removes as deleted in the same statement (`deletedBy` on later reads).
+   */
+  appendEvent(draft: EventDraft): Promise<ChatMessage>;
+  /**
+   * Newest first, seq < before (or from the newest when before is undefined). Deleted messages are
+   * included with their text and `deletedBy`: hiding the text is the reader's decision.
+   */
+  history(roomId: number, before: number | undefined, limit: number, options?: HistoryOptions): Promise<ChatMessage[]>;
+  /** Oldest first, seq > afterSeq: messages and events alike (replay and gap fill). */
   since(roomId: number, afterSeq: number, limit: number): Promise<ChatMessage[]>;
   /** The message a sender sent to a room with this client message id, if any. */
   findByClientMsgId(roomId: number, senderId: number, clientMsgId: string): Promise<ChatMessage | null>;
@@ -73,4 +89,54 @@ export interface Presence {
   recordAck(roomId: number, seq: number): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Durable moderation state and audit (the source of truth; PostgreSQL / PGlite). */
+export interface ModerationStore {
+  loadRoom(roomId: number): Promise<RoomModerationState>;
+  /** Applies one change in a transaction with its audit row; returns the room's new state (version bumped). */
+  apply(change: ModerationChange): Promise<RoomModerationState>;
+  audit(roomId: number, before: number | undefined, limit: number): Promise<AuditEntry[]>;
+}
+
+/** What the post path asks the gate, once per post. */
+export interface AdmissionRequest {
+  roomId: number;
+  senderId: number;
+  /** The sender moderates the room by its token's claim (MODERATOR_CLAIM); the room's own list is the gate's. */
+  moderatorByClaim: boolean;
+  /** The client's address (after TRUST_PROXY), for the per-address limit; undefined skips it. */
+  address: string | undefined;
+}
+
+/** The gate's answer: everything the policy step decides on, from one round trip. */
+export interface Admission {
+  presence: PresenceRecord | null;
+  /** The sender is the room's presenter or one of its moderators. */
+  privileged: boolean;
+  /** Set when a rate limit or slow mode refused the post. */
+  limited: { scope: "room" | "sender" | "address" | "slow_mode"; retryAfterMs: number } | undefined;
+  /** Set when the sender is banned or timed out in the room. */
+  restricted: { kind: "ban" | "timeout"; untilMs: number | null } | undefined;
+  /** The room is in moderators-only mode and the sender is not privileged. */
+  locked: boolean;
+  settings: RoomModerationState["settings"];
+  /** The room's moderation version: the caller's cached blocked terms are current when it matches. */
+  version: number;
+}
+
+/**
+ * The hot path's one round trip: presence, rate limits (every limit that applies,
+ * counted only when the post is admitted by all of them), the sender's ban or
+ * timeout and the room's settings. Keeps a mirror of each room's moderation
+ * state, loaded from the ModerationStore the first time (or after Redis lost it).
+ */
+export interface Gate {
+  admit(request: AdmissionRequest): Promise<Admission>;
+  /** Writes a room's state into the mirror (after a change): what admit() sees from now on, on every node. */
+  syncRoom(state: RoomModerationState): Promise<void>;
+  /** The room's blocked terms at the version admit() reported. */
+  blockedTerms(roomId: number): Promise<{ version: number; terms: string[] }>;
+  /** Counts a WebSocket open from an address; ok false when over the limit. */
+  admitSocket(address: string): Promise<{ ok: boolean; retryAfterMs: number }>;
 }

@@ -1,3 +1,5 @@
+import type { ModerationCommand } from "../core/moderation.js";
+
 /**
  * What a presenter may send, whatever its surface, once its frame is decoded.
  * Codecs produce these from untrusted text and never throw; the frame loop
@@ -5,11 +7,14 @@
  */
 export type ClientCommand =
   /** `token` undefined: the start frame carried none (or an unusable one); the socket is refused (4003). */
-  | { kind: "start"; token: string | undefined; lastSeq: number | undefined; wantsReady: boolean }
+  /** `wantsEvents`: the seed client asked for `moderation` frames (`"events": true`). */
+  | { kind: "start"; token: string | undefined; lastSeq: number | undefined; wantsReady: boolean; wantsEvents: boolean }
   | { kind: "auth"; token: string }
   | { kind: "ack"; seq: number }
   | { kind: "ping" }
-  | { kind: "stop" };
+  | { kind: "stop" }
+  /** v1: a moderation action on the socket's room (answered `moderated` or `error`). */
+  | { kind: "moderate"; change: ModerationCommand };
 
 /** A frame the codec refused; `reason` is in our words and never quotes the client. */
 export interface InvalidFrame {

@@ -19,6 +19,12 @@ const STATUS: Record<ErrorCode, number> = {
   not_found: 404,
   upgrade_required: 426,
   service_unavailable: 503,
+  rate_limited: 429,
+  slow_mode: 429,
+  banned: 403,
+  timed_out: 403,
+  room_locked: 403,
+  text_blocked: 400,
   internal_error: 500,
 };
 
@@ -41,6 +47,12 @@ const TITLE: Record<ErrorCode, string> = {
   not_found: "Not found",
   upgrade_required: "WebSocket upgrade required",
   service_unavailable: "Service unavailable",
+  rate_limited: "Too many messages",
+  slow_mode: "Slow mode",
+  banned: "Banned",
+  timed_out: "Timed out",
+  room_locked: "Moderators only",
+  text_blocked: "Blocked term",
   internal_error: "Internal error",
 };
 

@@ -1,3 +1,4 @@
+import type { ModerationAction } from "@chatrelay/protocol";
 import type { ChatMessage } from "../core/message.js";
 import type { DecodedFrame } from "./client-frame.js";
 
@@ -19,7 +20,11 @@ export interface FrameCodec {
   readonly surface: "seed" | "v1";
   /** Never throws, whatever the text. */
   decode(text: string): DecodedFrame;
-  message(m: ChatMessage): string;
+  /**
+   * One log entry as a frame: a chat message, or a moderation event. Undefined: this connection
+   * gets no frame for it (a seed client that did not opt in to events with `"events": true`).
+   */
+  message(m: ChatMessage, wantsEvents: boolean): string | undefined;
   pong(): string;
   /** `message` is always our own text. */
   error(code: string, message: string): string;
@@ -28,4 +33,6 @@ export interface FrameCodec {
   tokenRejected(reason: "expired" | "refused", message: string): string;
   /** Answer to a token refresh; undefined when the surface has none. */
   authenticated: ((expiresAt: Date) => string) | undefined;
+  /** Answer to an applied `moderate` frame; absent when the surface has no moderation frames. */
+  moderated?: (action: ModerationAction, seq: number) => string;
 }

@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { CloseCode, CloseReason, ErrorCode, SocketErrorCode } from "@chatrelay/protocol";
+import { CloseCode, CloseReason, ErrorCode, type ModerationAction, SocketErrorCode } from "@chatrelay/protocol";
 import type { FastifyBaseLogger } from "fastify";
 import type { RawData, WebSocket } from "ws";
 import { mayOpenPresenter } from "../auth/presenter-rule.js";
 import { AuthError, type Principal, type TokenVerifier } from "../auth/token-verifier.js";
 import type { ChatMessage } from "../core/message.js";
+import type { ModerationCommand } from "../core/moderation.js";
 import type { PresenterSession, PresenterSink } from "../core/presenter-session.js";
 import type { Relay } from "../core/relay.js";
 import { RelayError } from "../core/relay-error.js";
@@ -15,6 +16,8 @@ import type { FrameCodec } from "./frame-codec.js";
 const CLOSE_GRACE_MS = 2000;
 /** setTimeout's longest delay; a later expiry re-arms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** `moderate` frames run one at a time, in order; at most this many wait (more are refused). */
+const MAX_MODERATE_PENDING = 8;
 
 /** What every presenter connection of a node shares (one object, not closures per socket). */
 export interface SocketContext {
@@ -29,6 +32,12 @@ export interface SocketContext {
   badFrameWindowMs: number;
   /** Seed sockets of this node still waiting for their start frame (unauthenticated). */
   pendingStarts: { count: number };
+  /** Applies a `moderate` frame as the socket's user on its room; undefined: moderation frames are refused. */
+  moderate?: (
+    principal: Principal,
+    roomId: number,
+    change: ModerationCommand,
+  ) => Promise<{ action: ModerationAction; seq: number }>;
   log: FastifyBaseLogger;
 }
 
@@ -54,6 +63,13 @@ export class PresenterConnection implements PresenterSink {
   private badFramesSince = 0;
   /** Payload of our last ping while its pong is outstanding; only its echo proves the peer reads. */
   private pingPayload: Buffer | undefined;
+  /** The room this socket presents (set when it starts attaching). */
+  private roomId: number | undefined;
+  private moderatePending = 0;
+  /** The last queued `moderate` frame; undefined until the first (idle sockets hold nothing). */
+  private moderateQueue: Promise<void> | undefined;
+  /** Moderation events are sent as frames: always on v1; on the seed only after `"events": true` at start. */
+  private wantsEvents: boolean;
 
   constructor(
     readonly ws: WebSocket,
@@ -61,6 +77,7 @@ export class PresenterConnection implements PresenterSink {
     private readonly codec: FrameCodec,
     onClosed: (connection: PresenterConnection) => void,
   ) {
+    this.wantsEvents = codec.surface === "v1";
     ws.on("message", (data, isBinary) => this.onFrame(data, isBinary));
     ws.on("ping", (data) => this.guard(() => this.onPing(data)));
     ws.on("pong", (data) => {
@@ -89,9 +106,14 @@ export class PresenterConnection implements PresenterSink {
     this.attach(roomId, lastSeq, true);
   }
 
-  /** PresenterSink: one chat frame; answers the bytes waiting in the socket's send buffer. */
+  /**
+   * PresenterSink: one chat (or moderation event) frame; answers the bytes waiting in the
+   * socket's send buffer. An entry this connection gets no frame for is skipped: the session
+   * still moves past its seq, so resume and gap fill carry on after it.
+   */
   send(message: ChatMessage): number {
-    this.ws.send(this.codec.message(message));
+    const text = this.codec.message(message, this.wantsEvents);
+    if (text !== undefined) this.ws.send(text);
     return this.ws.bufferedAmount;
   }
 
@@ -156,6 +178,7 @@ export class PresenterConnection implements PresenterSink {
         } else {
           this.phase = "starting";
           this.clearHandshake();
+          this.wantsEvents = command.wantsEvents;
           this.run(this.start(command.token, command.lastSeq, command.wantsReady));
         }
         break;
@@ -165,6 +188,9 @@ export class PresenterConnection implements PresenterSink {
         } else {
           this.run(this.refresh(command.token));
         }
+        break;
+      case "moderate":
+        this.moderate(command.change);
         break;
     }
   }
@@ -185,6 +211,38 @@ export class PresenterConnection implements PresenterSink {
   }
 
   // --- commands that wait on something ---
+
+  /** One moderation action as the socket's user, answered `moderated` or an error frame, in frame order. */
+  private moderate(change: ModerationCommand): void {
+    const { moderate } = this.ctx;
+    const moderated = this.codec.moderated;
+    const principal = this.principal;
+    const roomId = this.roomId;
+    if (moderate === undefined || moderated === undefined || principal === undefined || roomId === undefined) {
+      this.refuse("moderation frames are not available on this socket");
+      return;
+    }
+    if (this.moderatePending >= MAX_MODERATE_PENDING) {
+      this.write(this.codec.error(ErrorCode.RateLimited, "too many moderation frames waiting; wait for answers"));
+      return;
+    }
+    this.moderatePending++;
+    this.moderateQueue = (this.moderateQueue ?? Promise.resolve()).then(async () => {
+      try {
+        const done = await moderate(principal, roomId, change);
+        this.write(moderated(done.action, done.seq));
+      } catch (err) {
+        if (err instanceof RelayError) {
+          this.write(this.codec.error(err.code, err.message));
+        } else {
+          this.ctx.log.error({ err, roomId }, "moderation frame failed");
+          this.write(this.codec.error(ErrorCode.Internal, "the moderation action failed"));
+        }
+      } finally {
+        this.moderatePending--;
+      }
+    });
+  }
 
   private async start(rawToken: string, lastSeq: number | undefined, wantsReady: boolean): Promise<void> {
     const principal = await this.verify(rawToken.replace(/^Bearer\s+/i, ""));
@@ -238,6 +296,7 @@ export class PresenterConnection implements PresenterSink {
 
   /** Registers the presenter; on failure answers an error frame and closes with 1013. */
   private attach(roomId: number, lastSeq: number | undefined, sendReady: boolean): void {
+    this.roomId = roomId;
     const onStart = sendReady
       ? (info: { connId: string; tail: number; resumeFrom: number | null }) =>
           this.write(this.codec.ready({ roomId, connId: info.connId, lastSeq: info.tail, resumeFrom: info.resumeFrom }))

@@ -1,5 +1,10 @@
-import type { SeedReadyFrame, SeedSendChattingFrame } from "@chatrelay/protocol";
-import type { ChatMessage } from "../core/message.js";
+import type {
+  ModerationEventKind,
+  SeedModerationFrame,
+  SeedReadyFrame,
+  SeedSendChattingFrame,
+} from "@chatrelay/protocol";
+import { type ChatMessage, isEvent } from "../core/message.js";
 import { type DecodedFrame, field, invalid, isInvalid, parseObject, readSeq, readToken } from "./client-frame.js";
 import { seedClock } from "./error-replies.js";
 import type { FrameCodec, ReadyInfo } from "./frame-codec.js";
@@ -24,7 +29,9 @@ export const seedCodec: FrameCodec = {
         }
         const ready = field(frame, "ready");
         if (ready !== undefined && typeof ready !== "boolean") return invalid("ready must be true or false");
-        return { kind: "start", token, lastSeq, wantsReady: ready === true };
+        const events = field(frame, "events");
+        if (events !== undefined && typeof events !== "boolean") return invalid("events must be true or false");
+        return { kind: "start", token, lastSeq, wantsReady: ready === true, wantsEvents: events === true };
       }
       case "stop":
         return { kind: "stop" };
@@ -38,7 +45,22 @@ export const seedCodec: FrameCodec = {
     }
   },
 
-  message(m: ChatMessage): string {
+  message(m: ChatMessage, wantsEvents: boolean): string | undefined {
+    if (isEvent(m)) {
+      // A seed client that did not opt in must never see a frame it cannot parse.
+      if (!wantsEvents) return undefined;
+      const event: SeedModerationFrame = {
+        id: "moderation",
+        eventId: m.id,
+        roomId: m.roomId,
+        seq: m.seq,
+        action: m.kind as ModerationEventKind,
+        by: m.senderId,
+        sentAt: m.sentAt.toISOString(),
+        data: m.event ?? {},
+      };
+      return JSON.stringify(event);
+    }
     const frame: SeedSendChattingFrame = {
       id: "sendChatting",
       nickname: m.nickname,

@@ -16,6 +16,7 @@ import { seedError, seedStatusOf, statusOf } from "./error-replies.js";
 import { parseId } from "./ids.js";
 import type { PresenterSockets } from "./presenter-sockets.js";
 import { seedCodec } from "./seed-codec.js";
+import { limitSocketOpens } from "./socket-limits.js";
 import { checkUpgrade } from "./upgrade-check.js";
 
 interface SeedRoutesOptions {
@@ -25,12 +26,14 @@ interface SeedRoutesOptions {
   metrics: Metrics;
   handshakeTimeoutMs: number;
   maxPendingStarts: number;
+  /** TRUST_PROXY is set: request.ip is the client behind the gateway or balancer. */
+  trustsProxies: boolean;
 }
 
 /** The original chatting server's surface, exactly: POST /send/message and the /chatting presenter socket. */
 export const seedRoutes: FastifyPluginAsync<SeedRoutesOptions> = async (
   app,
-  { relay, gatewayTrust, sockets, metrics, handshakeTimeoutMs, maxPendingStarts },
+  { relay, gatewayTrust, sockets, metrics, handshakeTimeoutMs, maxPendingStarts, trustsProxies },
 ) => {
   // Before the body is even read: a caller that is not the gateway learns nothing else.
   const trustGateway = async (request: FastifyRequest, reply: FastifyReply) => {
@@ -76,6 +79,8 @@ export const seedRoutes: FastifyPluginAsync<SeedRoutesOptions> = async (
         // Only the room's own presenter chats as "presenter".
         userType: userType === "presenter" && senderId === roomId ? "presenter" : "viewer",
         text: textMessage,
+        // The peer is the gateway: a per-address limit needs the viewer's address from a trusted proxy.
+        address: trustsProxies ? request.ip : undefined,
       });
       request.logContext.seq = result.message.seq;
       request.logContext.msgId = result.message.id;
@@ -90,6 +95,8 @@ export const seedRoutes: FastifyPluginAsync<SeedRoutesOptions> = async (
       const message = err.code === ErrorCode.RoomNotLive ? SeedMessages.notBroadcasting : err.message;
       if (statusOf(err.code) >= 500) {
         request.log.warn({ code: err.code, reason: err.message, roomId }, "send refused: service unavailable");
+      }
+      if (statusOf(err.code) >= 500 || err.retryAfterSeconds !== undefined) {
         reply.header("retry-after", String(err.retryAfterSeconds ?? 1));
       }
       return fail(err.code, message);
@@ -100,8 +107,9 @@ export const seedRoutes: FastifyPluginAsync<SeedRoutesOptions> = async (
     method: "GET",
     url: SEED_SOCKET_PATH,
     // Unauthenticated sockets cost memory until their start frame: a node holds a bounded number of them.
-    onRequest: async (request) => {
+    onRequest: async (request, reply) => {
       await checkUpgrade(request);
+      await limitSocketOpens(relay)(request, reply);
       if (sockets.ctx.pendingStarts.count >= maxPendingStarts) {
         throw new RelayError(
           ErrorCode.ServiceUnavailable,

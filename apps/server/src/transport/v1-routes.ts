@@ -10,16 +10,18 @@ import {
   problemSchema,
   roomParamsSchema,
 } from "@chatrelay/protocol";
-import type { FastifyPluginAsync, FastifyRequest } from "fastify";
+import type { FastifyPluginAsync } from "fastify";
 import { mayOpenPresenter } from "../auth/presenter-rule.js";
-import { AuthError, bearerToken, type Principal, type TokenVerifier } from "../auth/token-verifier.js";
+import type { Principal, TokenVerifier } from "../auth/token-verifier.js";
 import type { Relay } from "../core/relay.js";
 import { RelayError } from "../core/relay-error.js";
 import type { Metrics } from "../ops/metrics.js";
+import { bearerAuthentication } from "./authenticate.js";
 import { parseId, parseSeq } from "./ids.js";
 import type { PresenterSockets } from "./presenter-sockets.js";
+import { limitSocketOpens } from "./socket-limits.js";
 import { checkUpgrade } from "./upgrade-check.js";
-import { toView, v1Codec } from "./v1-codec.js";
+import { toHistoryView, v1Codec } from "./v1-codec.js";
 
 interface V1RoutesOptions {
   relay: Relay;
@@ -28,18 +30,20 @@ interface V1RoutesOptions {
   metrics: Metrics;
   historyMaxLimit: number;
   presenterRoles: readonly string[] | undefined;
+  /**
+   * Who may read deleted messages' text (`?includeDeleted=true`). Default: the room's presenter and
+   * holders of the moderator claim for the room; pass the moderation service's check to add the
+   * moderators the presenter appointed.
+   */
+  canSeeDeleted?: (principal: Principal, roomId: number) => boolean | Promise<boolean>;
 }
 
-declare module "fastify" {
-  interface FastifyRequest {
-    principal?: Principal;
-  }
-}
+type HistoryQuery = { before?: string; limit?: string; kinds?: "message" | "all"; includeDeleted?: "true" | "false" };
+
+const presenterOrClaimModerator = (principal: Principal, roomId: number): boolean =>
+  principal.userId === roomId || principal.modRooms.includes(roomId);
 
 type RoomParams = { roomId: string };
-
-/** Seconds a client should wait after a 503 caused by an unreachable key source (JWKS). */
-const KEYS_RETRY_AFTER_S = 5;
 
 const errorResponses = {
   400: problemSchema,
@@ -52,27 +56,10 @@ const errorResponses = {
 /** The v1 surface: rooms addressed by id, bearer JWTs, problem+json errors. */
 export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) => {
   const { relay, verifyToken, sockets, metrics } = opts;
+  const canSeeDeleted = opts.canSeeDeleted ?? presenterOrClaimModerator;
 
   // onRequest: the token is checked first, before the body is read or anything else is validated.
-  const authenticate = async (request: FastifyRequest) => {
-    const query = request.query as Record<string, unknown> | undefined;
-    const fromQuery = query !== undefined && Object.hasOwn(query, "access_token") ? query.access_token : undefined;
-    const token = bearerToken(request.headers.authorization) ?? (typeof fromQuery === "string" ? fromQuery : undefined);
-    if (token === undefined) throw new RelayError(ErrorCode.Unauthorized, "missing bearer token");
-    try {
-      request.principal = await verifyToken(token);
-    } catch (err) {
-      if (err instanceof AuthError && err.unavailable) {
-        throw new RelayError(
-          ErrorCode.ServiceUnavailable,
-          "the token could not be checked now; try again shortly",
-          err,
-          KEYS_RETRY_AFTER_S,
-        );
-      }
-      throw new RelayError(ErrorCode.Unauthorized, err instanceof AuthError ? err.message : "invalid token");
-    }
-  };
+  const authenticate = bearerAuthentication(verifyToken);
 
   app.post<{ Params: RoomParams; Body: PostMessageBody }>(
     "/v1/rooms/:roomId/messages",
@@ -95,6 +82,8 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
         userType: principal.userId === roomId ? "presenter" : "viewer",
         text: request.body.text,
         clientMsgId: request.body.clientMsgId,
+        address: request.ip,
+        moderatorByClaim: principal.modRooms.includes(roomId),
       });
       const { message } = result;
       request.logContext.seq = message.seq;
@@ -106,7 +95,7 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
     },
   );
 
-  app.get<{ Params: RoomParams; Querystring: { before?: string; limit?: string } }>(
+  app.get<{ Params: RoomParams; Querystring: HistoryQuery }>(
     "/v1/rooms/:roomId/messages",
     {
       schema: {
@@ -118,6 +107,10 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
     },
     async (request): Promise<HistoryPage> => {
       const roomId = roomIdOf(request.params);
+      const showDeleted = request.query.includeDeleted === "true";
+      if (showDeleted && !(await canSeeDeleted(request.principal as Principal, roomId))) {
+        throw new RelayError(ErrorCode.Forbidden, "only the room's presenter or a moderator may read deleted messages");
+      }
       let before: number | undefined;
       if (request.query.before !== undefined) {
         before = parseId(request.query.before);
@@ -125,10 +118,10 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
       }
       const limit = Math.min(Number(request.query.limit ?? 50), opts.historyMaxLimit);
       request.logContext = { roomId };
-      const items = await relay.history(roomId, before, limit);
+      const items = await relay.history(roomId, before, limit, { events: request.query.kinds === "all" });
       const last = items.at(-1);
       return {
-        items: items.map(toView),
+        items: items.map((m) => toHistoryView(m, showDeleted)),
         nextBefore: items.length === limit && last !== undefined && last.seq > 1 ? last.seq : null,
       };
     },
@@ -138,7 +131,7 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
     method: "GET",
     url: "/v1/rooms/:roomId/presenter",
     schema: { params: roomParamsSchema, querystring: presenterSocketQuerySchema },
-    onRequest: [checkUpgrade, authenticate],
+    onRequest: [checkUpgrade, limitSocketOpens(relay), authenticate],
     // Runs before the upgrade: a refused token gets an HTTP 401/403 instead of a socket.
     preValidation: async (request) => {
       const roomId = roomIdOf(request.params);

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { TEST_JWT_SECRET } from "./tokens.js";
+import { RATE_LIMITS_OFF, TEST_JWT_SECRET } from "./tokens.js";
 
 const SERVER_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const SERVER_MAIN = join(SERVER_DIR, "dist", "main.js");
@@ -86,6 +86,8 @@ export class NodeProcess {
       PGLITE_DATA_DIR: "memory://",
       // Several nodes per machine: each ops listener on a port of its own (read from the start-up line).
       OPS_PORT: "0",
+      // Limits are tested on purpose (rate-limits tests); elsewhere a test posts as fast as it likes.
+      ...RATE_LIMITS_OFF,
       ...env,
     });
   }

@@ -1,7 +1,7 @@
 import { type Config, loadConfig } from "../../src/config.js";
 import type { Relay } from "../../src/core/relay.js";
 import { type RunningServer, startServer } from "../../src/server.js";
-import { TEST_JWT_SECRET } from "./tokens.js";
+import { RATE_LIMITS_OFF, TEST_JWT_SECRET } from "./tokens.js";
 
 /** Environment for an in-process test node: random port, embedded in-memory log unless overridden. */
 export function testEnv(overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
@@ -13,6 +13,8 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Rec
     PGLITE_DATA_DIR: "memory://",
     TRUSTED_PROXIES: "127.0.0.1,::1",
     OPS_PORT: "0",
+    // Limits are tested on purpose (rate-limits tests); elsewhere a test posts as fast as it likes.
+    ...RATE_LIMITS_OFF,
     ...overrides,
   };
 }

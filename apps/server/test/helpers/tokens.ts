@@ -44,3 +44,12 @@ export function craftToken(headerJson: string, payloadJson: string, secret = TES
   const signature = unsigned ? "" : createHmac("sha256", secret).update(signingInput).digest("base64url");
   return `${signingInput}.${signature}`;
 }
+
+/** Every RATE_LIMIT_* variable switched off. */
+export const RATE_LIMITS_OFF: Record<string, string> = {
+  RATE_LIMIT_ROOM: "off",
+  RATE_LIMIT_ROOM_PRIVILEGED: "off",
+  RATE_LIMIT_SENDER: "off",
+  RATE_LIMIT_ADDRESS_POSTS: "off",
+  RATE_LIMIT_ADDRESS_SOCKETS: "off",
+};
