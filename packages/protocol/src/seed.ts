@@ -3,7 +3,7 @@
  * Field names, paths and frame shapes here must not change.
  */
 
-import type { ModerationEventKind } from "./v1.js";
+import type { ModerationEventView } from "./v1.js";
 
 export const SEED_SOCKET_PATH = "/chatting";
 export const SEED_SEND_PATH = "/send/message";
@@ -58,16 +58,7 @@ export interface SeedSendChattingFrame {
  * `eventId`, since `id` names the frame). Without the opt-in these frames are skipped and the
  * seqs they hold are simply absent from the stream.
  */
-export interface SeedModerationFrame {
-  id: "moderation";
-  eventId: string;
-  roomId: number;
-  seq: number;
-  action: ModerationEventKind;
-  by: number;
-  sentAt: string;
-  data: Record<string, string | number | boolean | null>;
-}
+export type SeedModerationFrame = { id: "moderation"; eventId: string } & Omit<ModerationEventView, "id">;
 
 export interface SeedTokenExceptionFrame {
   id: "tokenException";

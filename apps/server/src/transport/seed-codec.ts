@@ -1,13 +1,9 @@
-import type {
-  ModerationEventKind,
-  SeedModerationFrame,
-  SeedReadyFrame,
-  SeedSendChattingFrame,
-} from "@chatrelay/protocol";
+import type { SeedModerationFrame, SeedReadyFrame, SeedSendChattingFrame } from "@chatrelay/protocol";
 import { type ChatMessage, isEvent } from "../core/message.js";
 import { type DecodedFrame, field, invalid, isInvalid, parseObject, readSeq, readToken } from "./client-frame.js";
 import { seedClock } from "./error-replies.js";
 import type { FrameCodec, ReadyInfo } from "./frame-codec.js";
+import { toEventView } from "./v1-codec.js";
 
 /** The seed's frames: `{"id": ...}` objects and the bare text "ping". */
 export const seedCodec: FrameCodec = {
@@ -49,16 +45,8 @@ export const seedCodec: FrameCodec = {
     if (isEvent(m)) {
       // A seed client that did not opt in must never see a frame it cannot parse.
       if (!wantsEvents) return undefined;
-      const event: SeedModerationFrame = {
-        id: "moderation",
-        eventId: m.id,
-        roomId: m.roomId,
-        seq: m.seq,
-        action: m.kind as ModerationEventKind,
-        by: m.senderId,
-        sentAt: m.sentAt.toISOString(),
-        data: m.event ?? {},
-      };
+      const { id, ...view } = toEventView(m);
+      const event: SeedModerationFrame = { id: "moderation", eventId: id, ...view };
       return JSON.stringify(event);
     }
     const frame: SeedSendChattingFrame = {
