@@ -119,30 +119,31 @@ function mostly<T>(benign: fc.Arbitrary<T>, hostile: fc.Arbitrary<T>): fc.Arbitr
   return fc.oneof({ weight: 3, arbitrary: benign }, { weight: 1, arbitrary: hostile });
 }
 
+/** Path segments where an id belongs that are anything but a safe positive id (past 2^53, prototype names, ...). */
+export const HOSTILE_ID_SEGMENTS: readonly string[] = [
+  "0",
+  "-1",
+  "1.5",
+  "1e3",
+  "0x10",
+  "+1",
+  "%201",
+  "9007199254740993",
+  "9999999999999999",
+  "99999999999999999999",
+  "%00",
+  "%2e%2e",
+  "1%2f2",
+  "__proto__",
+  "constructor",
+  `${MARKER}%00`,
+];
+
 /** A path segment for :roomId: a valid id of a room that is not live, or anything but a room id. */
 function roomSegment(live: Set<number>): fc.Arbitrary<string> {
   return mostly(
     roomNotLive(live).map(String),
-    fc.oneof(
-      markedString.map(pct),
-      fc.constantFrom(
-        "0",
-        "-1",
-        "1.5",
-        "1e3",
-        "0x10",
-        "+1",
-        "%201",
-        "99999999999999999999",
-        "9007199254740993",
-        "%00",
-        "%2e%2e",
-        "1%2f2",
-        "__proto__",
-        "constructor",
-        `${MARKER}%00`,
-      ),
-    ),
+    fc.oneof(markedString.map(pct), fc.constantFrom(...HOSTILE_ID_SEGMENTS)),
   );
 }
 
