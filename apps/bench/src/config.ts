@@ -2,10 +2,31 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { REPO_DIR } from "./util/procs.js";
 
-export const LOAD_SCENARIOS = ["a", "b", "c", "c-limits", "d", "ceiling", "peer"] as const;
+export const LOAD_SCENARIOS = [
+  "a",
+  "b",
+  "c",
+  "c-limits",
+  "d",
+  "spread2",
+  "spread3",
+  "spread3-nginx",
+  "hot-room",
+  "probe",
+  "ceiling",
+  "peer",
+  "peer-naive-log",
+] as const;
 export const ALL_SCENARIOS = [...LOAD_SCENARIOS, "flood", "density", "logwriter"] as const;
 export type LoadScenarioId = (typeof LOAD_SCENARIOS)[number];
 export type ScenarioId = (typeof ALL_SCENARIOS)[number];
+/**
+ * What runs without --only: all but (d), which is the same deployment as spread3-nginx
+ * (three nodes behind the rendered deploy/nginx/nginx.conf, posts and presenters through it).
+ */
+export const DEFAULT_SCENARIOS: readonly ScenarioId[] = ALL_SCENARIOS.filter((s) => s !== "d");
+/** Their open loop runs at the fixed rate the #11 latency target names, not at half their maximum. */
+export const FIXED_RATE_SCENARIOS: readonly LoadScenarioId[] = ["spread2", "peer", "peer-naive-log"];
 
 export interface BenchConfig {
   smoke: boolean;
@@ -19,6 +40,10 @@ export interface BenchConfig {
   rounds: number;
   /** Open-loop rate; default half the closed-loop maximum of the same scenario (smoke: smokeRate). */
   openRate: number | undefined;
+  /** Open-loop rate of FIXED_RATE_SCENARIOS (unless openRate is set). */
+  fixedRate: number;
+  /** The sequential probe: posts after `warmupPosts` unmeasured ones. */
+  probe: { warmupPosts: number; posts: number };
   smokeRate: number;
   drainTimeoutMs: number;
   density: { sockets: number; idleS: number; pingMs: number };
@@ -35,8 +60,8 @@ export interface BenchConfig {
 
 const HELP = `chatrelay benchmarks
 
-  pnpm bench [options]             full run (default: every scenario)
-  pnpm --filter @chatrelay/bench smoke   every scenario at a tiny rate, asserting no loss
+  pnpm bench [options]             full run (default: every scenario but d, which is spread3-nginx)
+  pnpm --filter @chatrelay/bench smoke   every default scenario at a tiny rate, asserting no loss
 
 options (environment variable in brackets):
   --smoke                  smoke mode
@@ -48,6 +73,9 @@ options (environment variable in brackets):
   --rooms N                rooms, one presenter each (default 100; smoke 10) [BENCH_ROOMS]
   --senders N              closed-loop concurrent senders (default 64)       [BENCH_SENDERS]
   --rate N                 open-loop rate, msgs/s (default: half the max)    [BENCH_RATE]
+  --fixed-rate N           open-loop rate of ${FIXED_RATE_SCENARIOS.join(", ")} (default 2000) [BENCH_FIXED_RATE]
+  --probe-posts N          probe: sequential posts measured, after N/10 (at least 20) unmeasured
+                           (default 2000; smoke 100)                         [BENCH_PROBE_POSTS]
   --sockets N              idle presenter sockets for density (default 10000) [BENCH_SOCKETS]
   --idle S                 density idle window seconds (default 20)          [BENCH_IDLE]
   --ping-ms MS             density: server WebSocket ping interval (default 10000) [BENCH_PING_MS]
@@ -76,6 +104,8 @@ export function loadConfig(argv: string[]): BenchConfig {
       rooms: { type: "string" },
       senders: { type: "string" },
       rate: { type: "string" },
+      "fixed-rate": { type: "string" },
+      "probe-posts": { type: "string" },
       sockets: { type: "string" },
       idle: { type: "string" },
       "ping-ms": { type: "string" },
@@ -107,7 +137,7 @@ export function loadConfig(argv: string[]): BenchConfig {
     (flag ?? env[envName]) === undefined || (flag ?? env[envName]) === "" ? undefined : num(flag, envName, 1, 1);
   const smoke = values.smoke === true || env.BENCH_SMOKE === "1";
   const onlyRaw = values.only ?? env.BENCH_ONLY;
-  let scenarios: ScenarioId[] = [...ALL_SCENARIOS];
+  let scenarios: ScenarioId[] = [...DEFAULT_SCENARIOS];
   if (onlyRaw) {
     const wanted = onlyRaw.split(",").map((s) => s.trim().toLowerCase());
     for (const w of wanted) {
@@ -128,6 +158,8 @@ export function loadConfig(argv: string[]): BenchConfig {
     durationS: num(values.duration, "BENCH_DURATION", smoke ? 3 : 15, 0.5),
     rounds: Math.max(1, Math.round(num(values.rounds, "BENCH_ROUNDS", 3, 1))),
     openRate: rateRaw === undefined ? undefined : num(rateRaw, "BENCH_RATE", 0, 1),
+    fixedRate: num(values["fixed-rate"], "BENCH_FIXED_RATE", 2000, 1),
+    probe: probeCounts(Math.round(num(values["probe-posts"], "BENCH_PROBE_POSTS", smoke ? 100 : 2000, 1))),
     smokeRate: 100,
     drainTimeoutMs: 10_000,
     density: {
@@ -151,4 +183,8 @@ export function loadConfig(argv: string[]): BenchConfig {
     profileDir: values.profile ? join(outDir, "profiles") : undefined,
     outDir,
   };
+}
+
+function probeCounts(posts: number): BenchConfig["probe"] {
+  return { warmupPosts: Math.max(20, Math.round(posts / 10)), posts };
 }

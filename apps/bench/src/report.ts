@@ -38,7 +38,9 @@ export function loadTable(results: LoadScenarioResult[]): string {
         r.title,
         p.phase === "closed"
           ? `closed ${p.concurrency}${p.rounds && p.rounds.length > 1 ? ` (median of ${p.rounds.length})` : ""}`
-          : `open ${n0(p.offeredRate)}/s`,
+          : p.phase === "sequential"
+            ? `sequential, ${n0(p.issued)} posts`
+            : `open ${n0(p.offeredRate)}/s`,
         n0(p.okPerSec),
         r.delivers ? n0(p.deliveredPerSec) : "-",
         ms(p.http?.p50),
@@ -46,6 +48,8 @@ export function loadTable(results: LoadScenarioResult[]): string {
         ms(p.e2e?.p50),
         ms(p.e2e?.p99),
         ms(p.e2e?.p999),
+        n0(p.cpuPerMessage?.systemUs),
+        n0(p.cpuPerMessage?.generatorUs),
         r.delivers ? `${p.lost}/${p.duplicates}/${p.orderViolations}` : "-",
         String(p.failed),
         pct(p.cpu.generator),
@@ -67,6 +71,8 @@ export function loadTable(results: LoadScenarioResult[]): string {
       "e2e p50 ms",
       "e2e p99 ms",
       "e2e p99.9 ms",
+      "CPU µs/msg",
+      "gen µs/msg",
       "lost/dup/order",
       "failed",
       "gen CPU",
@@ -91,12 +97,16 @@ export function roundsLine(results: LoadScenarioResult[]): string {
   return `closed-loop rounds, 2xx/s: ${parts.join("; ")}`;
 }
 
-/** Per-process CPU of each measured phase, and each chatrelay node's own group-commit and publish figures. */
+/**
+ * Per-process CPU of each measured phase (also per delivered message: PostgreSQL, Redis and the
+ * generator as rows of their own), and each chatrelay node's own group-commit and publish figures.
+ */
 export function cpuTable(results: LoadScenarioResult[]): string {
   const rows: string[][] = [];
   for (const r of results) {
     for (const p of r.phases) {
       if (p.phase === "warmup") continue;
+      const perMsg = p.cpuPerMessage?.processUs ?? {};
       for (const [name, cpu] of Object.entries(p.cpu.targets)) {
         const m = p.nodes[name];
         rows.push([
@@ -104,16 +114,23 @@ export function cpuTable(results: LoadScenarioResult[]): string {
           p.phase,
           name,
           pct(cpu),
+          n0(perMsg[name]),
           m ? n0(m.batches / p.seconds) : "-",
           m ? ms(m.meanBatchRows) : "-",
           m ? ms(m.meanCommitMs) : "-",
           m ? ms(m.meanPublishMs) : "-",
         ]);
       }
+      const shared: [string, number, number | undefined][] = [
+        ["postgres (all)", p.cpu.postgres, perMsg.postgres],
+        ["redis (all)", p.cpu.redis, perMsg.redis],
+        ["generator", p.cpu.generator, p.cpuPerMessage?.generatorUs],
+      ];
+      for (const [name, cpu, us] of shared) rows.push([r.id, p.phase, name, pct(cpu), n0(us), "-", "-", "-", "-"]);
     }
   }
   return table(
-    ["scenario", "phase", "process", "CPU", "log batches/s", "rows/batch", "commit ms", "publish ms"],
+    ["scenario", "phase", "process", "CPU", "µs/msg", "log batches/s", "rows/batch", "commit ms", "publish ms"],
     rows,
     3,
   );

@@ -15,8 +15,10 @@ import type { Config } from "./config.js";
 import type { ModerationRequest, ModerationService } from "./core/moderation.js";
 import type { Relay } from "./core/relay.js";
 import { RelayError } from "./core/relay-error.js";
+import { failpoints } from "./ops/failpoints.js";
 import type { Metrics } from "./ops/metrics.js";
 import { problem, seedError, seedStatusOf, statusOf } from "./transport/error-replies.js";
+import { failpointRoutes } from "./transport/failpoint-routes.js";
 import { moderationRoutes } from "./transport/moderation-routes.js";
 import { opsRoutes, type ReadinessCheck } from "./transport/ops-routes.js";
 import { PresenterSockets } from "./transport/presenter-sockets.js";
@@ -190,6 +192,7 @@ export async function buildOpsApp(deps: AppDeps, isDraining: () => boolean): Pro
     requestTimeout: deps.config.http.requestTimeoutMs,
   });
   await ops.register(opsRoutes, { metrics: deps.metrics, readiness: deps.readiness, isDraining });
+  if (deps.config.failpoints !== undefined) await ops.register(failpointRoutes, { failpoints });
   return ops as unknown as FastifyInstance;
 }
 

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { DEV_JWT_SECRET, secretWeakness } from "./auth/secret-strength.js";
 import { DEFAULT_CLOCK_TOLERANCE_S, DEFAULT_MAX_TOKEN_AGE_S, DEFAULT_MODERATOR_CLAIM } from "./auth/token-verifier.js";
 import { type GateLimits, type Limit, parseLimit } from "./core/rate-limit.js";
+import { type FailAction, type FailpointName, parseFailpointSpec } from "./ops/failpoints.js";
 
 /** The server's whole configuration, read once from the environment at start-up. */
 export interface Config {
@@ -14,6 +15,8 @@ export interface Config {
   nodeId: string;
   logLevel: string;
   production: boolean;
+  /** CHATRELAY_FAILPOINTS: fault injection for tests (ops/failpoints.ts); undefined = off. */
+  failpoints: [FailpointName, FailAction | null][] | undefined;
   /** PostgreSQL connection string; unset means the embedded PGlite log. */
   databaseUrl: string | undefined;
   /** PGlite data folder, or "memory://" for a throwaway in-memory log. */
@@ -208,6 +211,7 @@ export function loadConfig(env: Env = process.env): Config {
   const store = readStoreConfig(reader);
 
   const production = read("NODE_ENV") === "production";
+  const failpoints = readFailpoints(read("CHATRELAY_FAILPOINTS"), production, problems);
   const logLevel = read("LOG_LEVEL") ?? "info";
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
     problems.push(`LOG_LEVEL=${logLevel} is not one of fatal, error, warn, info, debug, trace, silent`);
@@ -279,6 +283,7 @@ export function loadConfig(env: Env = process.env): Config {
     nodeId: read("NODE_ID") ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`,
     logLevel,
     production,
+    failpoints,
     ...store,
     redisUrl: url("REDIS_URL", ["redis:", "rediss:"]),
     redisKeyPrefix: read("REDIS_KEY_PREFIX") ?? "chatrelay:",
@@ -409,4 +414,22 @@ function isIpOrCidr(entry: string): boolean {
   if (bits === undefined) return true;
   if (!/^\d{1,3}$/.test(bits)) return false;
   return Number(bits) <= (isV4 ? 32 : 128);
+}
+
+function readFailpoints(
+  spec: string | undefined,
+  production: boolean,
+  problems: string[],
+): [FailpointName, FailAction | null][] | undefined {
+  if (spec === undefined) return undefined;
+  if (production) {
+    problems.push("CHATRELAY_FAILPOINTS injects faults for tests: NODE_ENV=production refuses it");
+    return undefined;
+  }
+  const parsed = parseFailpointSpec(spec);
+  if ("problem" in parsed) {
+    problems.push(parsed.problem);
+    return undefined;
+  }
+  return parsed.presets;
 }

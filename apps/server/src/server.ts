@@ -14,6 +14,7 @@ import type { Config } from "./config.js";
 import { ModerationService } from "./core/moderation.js";
 import type { Bus, ChatLog, Gate, Presence } from "./core/ports.js";
 import { Relay } from "./core/relay.js";
+import { failpoints } from "./ops/failpoints.js";
 import { Metrics } from "./ops/metrics.js";
 import type { ReadinessCheck } from "./transport/ops-routes.js";
 import type { PresenterSockets } from "./transport/presenter-sockets.js";
@@ -56,6 +57,10 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       { host: config.host },
       "JWT_SECRET is not set: on the built-in development secret, listening on loopback only (set JWT_SECRET or JWT_JWKS_URL to listen beyond it; refused when NODE_ENV=production)",
     );
+  }
+  if (config.failpoints !== undefined) {
+    logger.warn("CHATRELAY_FAILPOINTS is set: fault injection is on (tests only)");
+    failpoints.enable(config.failpoints, (failpoint, task) => logger.warn({ failpoint, task }, "failpoint hit"));
   }
   const metrics = new Metrics();
   const db = await openDatabase({

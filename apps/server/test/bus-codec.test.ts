@@ -2,11 +2,12 @@ import fc from "fast-check";
 import pino from "pino";
 import t from "tap";
 import { type BusDecodeResult, decodeBusEvent, encodeBusEvent, maxPayloadChars } from "../src/adapters/bus-codec.js";
-import { effectiveRedisUrl, reconnectDelay, redact } from "../src/adapters/redis.js";
+import { effectiveRedisUrl, reconnectDelay } from "../src/adapters/redis.js";
 import { RateLimitedWarning } from "../src/adapters/redis-bus.js";
 import type { ChatMessage } from "../src/core/message.js";
 import type { BusEvent } from "../src/core/ports.js";
 import { checkText, cleanNickname } from "../src/core/text.js";
+import { redactUrl as redact } from "../src/ops/redact-url.js";
 
 // The bus codec is the first thing a forged Redis payload meets: it must never throw, and
 // whatever it accepts must be a well-formed event for the channel's room.

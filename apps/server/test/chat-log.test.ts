@@ -2,6 +2,8 @@ import pg from "pg";
 import t from "tap";
 import { createTestDatabase } from "./helpers/databases.js";
 import { request } from "./helpers/http.js";
+import { NodeProcess } from "./helpers/processes.js";
+import { connectPresenter, pgliteDir, readLog, readyOf } from "./helpers/races-nodes.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { mintToken } from "./helpers/tokens.js";
 import { TestSocket } from "./helpers/ws-client.js";
@@ -151,24 +153,41 @@ for (const [target, env] of [
       return { rows, batches };
     }
 
-    t.test("a 2xx message is committed: read back through a separate connection", async (t) => {
+    t.test("a 2xx message survives a SIGKILL of the node: read back by another process", async (t) => {
       const room = 503;
-      const socket = await presenter(room);
-      const res = await post(room, await mintToken({ user_idx: 1200 }), { text: "durable" });
+      const dir = pgliteDir();
+      t.teardown(dir.remove);
+      const nodeEnv: Record<string, string> =
+        target === "PostgreSQL" ? { DATABASE_URL: pgDb.url } : { PGLITE_DATA_DIR: dir.path };
+      const node = await NodeProcess.start(`durable-${target}`, nodeEnv);
+      t.teardown(() => node.kill("SIGKILL"));
+      await readyOf(await connectPresenter(node, room));
+      const res = await request<Record<string, unknown>>(`${node.http}/v1/rooms/${room}/messages`, {
+        headers: { authorization: `Bearer ${await mintToken({ user_idx: 1200 })}` },
+        body: { text: "durable" },
+      });
       t.equal(res.status, 201);
+      // At once: no shutdown hook, no flush; only what was committed before the answer survives.
+      await node.kill("SIGKILL");
       if (target === "PostgreSQL") {
         const c = new pg.Client({ connectionString: pgDb.url });
         await c.connect();
+        t.teardown(() => c.end());
         const rows = await c.query("SELECT seq, text, sender_id FROM chat_message WHERE id = $1", [res.body.id]);
-        await c.end();
-        t.same(rows.rows, [{ seq: "1", text: "durable", sender_id: "1200" }], "visible to another session");
-      } else {
         t.same(
-          (await server.relay.history(room, undefined, 1)).map((m) => m.text),
-          ["durable"],
+          rows.rows,
+          [{ seq: String(res.body.seq), text: "durable", sender_id: "1200" }],
+          "read by a fresh connection",
+        );
+      } else {
+        const again = await NodeProcess.start(`durable-${target}-again`, nodeEnv);
+        t.teardown(() => again.kill("SIGKILL"));
+        t.same(
+          (await readLog(again, room)).map((m) => [m.id, m.seq, m.text]),
+          [[res.body.id, res.body.seq, "durable"]],
+          "read by a node restarted on the same folder",
         );
       }
-      socket.close(1000);
     });
   });
 }

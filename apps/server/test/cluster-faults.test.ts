@@ -4,6 +4,7 @@ import { messages, openPresenter, post, startCluster, stopAll } from "./helpers/
 import { createTestDatabase } from "./helpers/databases.js";
 import { PrivateRedis } from "./helpers/redis-server.js";
 import { mintToken } from "./helpers/tokens.js";
+import { within } from "./helpers/wait.js";
 
 // Node deaths, Redis outages and drains, with three real processes, a private redis-server and PostgreSQL.
 const db = await createTestDatabase();
@@ -11,6 +12,10 @@ t.teardown(() => db.drop());
 const redis = await PrivateRedis.start(["--notify-keyspace-events", "Ex"]);
 t.teardown(() => redis.stop());
 const TTL_MS = 3000;
+/** Presence expiry may lag the TTL by this much on a loaded 2-core machine (Redis' expiry cycle, scheduling). */
+const EXPIRY_SLACK_MS = 5000;
+/** A post while Redis is down must be answered (503) within this: 2 s command timeout + slack. */
+const ANSWER_BOUND_MS = 8000;
 const env = {
   REDIS_URL: redis.url,
   REDIS_KEY_PREFIX: "faults:",
@@ -43,10 +48,12 @@ t.test("SIGKILL of the presenter's node: presence expires within the TTL; reconn
   // Until the TTL runs out the room still looks live: posts are accepted and kept for the resume.
   const during = await post(c.http, room, viewer, "while dead");
   t.equal(during.status, 201, "accepted while the presence key lives");
-  const expiredAt = await expired;
+  // Timing is the point here (a dead node's rooms must not stay "live"), so an upper bound, but one
+  // generous for a loaded 2-core machine: the typical figure (about the TTL) belongs in the benchmark.
+  const expiredAt = await within(expired, TTL_MS + EXPIRY_SLACK_MS, "the presence key to expire");
   t.ok(
-    expiredAt - killedAt <= TTL_MS + 1000,
-    `presence expired ${expiredAt - killedAt} ms after the kill (TTL ${TTL_MS})`,
+    expiredAt - killedAt <= TTL_MS + EXPIRY_SLACK_MS,
+    `presence expired ${expiredAt - killedAt} ms after the kill (TTL ${TTL_MS}, bound TTL + ${EXPIRY_SLACK_MS})`,
   );
   const after = await post(c.http, room, viewer, "after expiry");
   t.equal(after.status, 409, "not live once the key expired");
@@ -75,11 +82,13 @@ t.test("Redis down: posts fail fast with 503, sockets stay open; Redis back: rel
   await redis.stop();
   await Promise.all(nodes.map((n) => n.waitFor((l) => l.msg === "redis connection error", "redis error logged")));
   const started = Date.now();
-  const down = await post(b.http, room, viewer, "during");
+  // A post the node queued until Redis came back would never be answered while Redis is down:
+  // `within` fails it with a clear message. The bound covers the Redis command timeout (2 s) on a
+  // loaded machine; answering fast is the benchmark's to measure.
+  const down = await within(post(b.http, room, viewer, "during"), ANSWER_BOUND_MS, "the post while Redis is down");
   const took = Date.now() - started;
-  t.equal(down.status, 503);
+  t.equal(down.status, 503, `answered in ${took} ms while Redis is down, not held`);
   t.match(down.body, { code: "service_unavailable", detail: /presence store unavailable/ });
-  t.ok(took < 1500, `answered in ${took} ms, not hung`);
   const ready = await fetch(`${b.ops}/readyz`);
   t.equal(ready.status, 503, "readyz reports Redis");
   const body = (await ready.json()) as { checks: Record<string, string> };

@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
 import t from "tap";
+import { ChatStream, lastSeqOf } from "./helpers/chat-load.js";
 import { messages, openPresenter, post, startCluster, stopAll } from "./helpers/cluster.js";
 import { createTestDatabase, REDIS_URL, uniqueRedisPrefix } from "./helpers/databases.js";
 import { request } from "./helpers/http.js";
@@ -96,29 +97,46 @@ t.test("idempotent sends across nodes: the same clientMsgId posted to every node
   presenter.close(1000);
 });
 
-t.test("takeover across nodes: the old socket is closed with 4001, posts go to the new one only", async (t) => {
-  const room = 703;
-  const old = await openPresenter(a.ws, room);
-  t.equal((await post(c.http, room, viewers[0] as string, "before")).status, 201);
-  await old.next((f) => f.text === "before", "old gets 'before'");
-  const fresh = await openPresenter(b.ws, room);
-  const closed = await old.waitClose();
-  t.equal(closed.code, 4001);
-  t.match(closed.reason, /replaced/);
-  for (let i = 0; i < 10; i++)
-    t.equal((await post(nodes[i % 3]?.http as string, room, viewers[1] as string, `after${i}`)).status, 201);
-  await fresh.until(() => messages(fresh).length >= 10, "10 frames on the new socket");
-  t.same(
-    messages(fresh).map((m) => m.text),
-    Array.from({ length: 10 }, (_, i) => `after${i}`),
-  );
-  t.same(
-    messages(old).map((m) => m.text),
-    ["before"],
-    "the old socket got nothing after the takeover",
-  );
-  fresh.close(1000);
-});
+t.test(
+  "takeover across nodes with posts in flight: the old socket gets nothing committed after the new ready",
+  async (t) => {
+    const room = 703;
+    const old = await openPresenter(a.ws, room);
+    const stream = await ChatStream.start(room, () => nodes.map((n) => n.http), 3);
+    t.teardown(() => stream.stop());
+    await stream.answered(20);
+    // The new connection resumes where the old one is: between them they must see every 2xx'd message.
+    const resumeFrom = lastSeqOf(old);
+    const fresh = await openPresenter(b.ws, room, resumeFrom);
+    const ready = await fresh.next<{ type: string; lastSeq: number }>((f) => f.type === "ready", "ready");
+    await stream.answered(20); // posts keep coming after the new ready
+    await stream.stop();
+    const accepted = stream.accepted.map((m) => m.seq).sort((x, y) => x - y);
+    const last = accepted.at(-1) as number;
+    t.same(stream.refused, [], "every post answered 201 through the takeover");
+    await fresh.until(() => lastSeqOf(fresh) >= last, `seq ${last} on the new socket`);
+    t.same(
+      messages(old).filter((m) => m.seq > ready.lastSeq),
+      [],
+      `the old socket got nothing committed after the new ready (lastSeq ${ready.lastSeq})`,
+    );
+    const closed = await old.waitClose();
+    t.equal(closed.code, 4001);
+    t.match(closed.reason, /replaced/);
+    t.same(
+      messages(fresh).map((m) => m.seq),
+      Array.from({ length: last - resumeFrom }, (_, i) => resumeFrom + 1 + i),
+      "the new socket got everything after its resume point, in order",
+    );
+    const delivered = new Set([...messages(old), ...messages(fresh)].map((m) => m.seq));
+    t.same(
+      accepted.filter((s) => !delivered.has(s)),
+      [],
+      "every 2xx'd message reached one of them",
+    );
+    fresh.close(1000);
+  },
+);
 
 t.test("presence is a Redis key naming the holding node, with a TTL", async (t) => {
   const room = 704;

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
 import { NodeProcess } from "./helpers/processes.js";
+import { outputEnded } from "./helpers/wait.js";
 
 // A fatal error must never be silent: pino logs it with its stack, flushed, and the process exits non-zero.
 t.test("an uncaught exception is logged at fatal with its stack before the node exits 1", async (t) => {
@@ -16,6 +17,7 @@ t.test("an uncaught exception is logged at fatal with its stack before the node 
   const node = await NodeProcess.start("crash", { NODE_OPTIONS: `--import=${preload}` });
   node.child.kill("SIGUSR2");
   const exit = await node.exited();
+  await outputEnded(node.child);
   t.equal(exit.code, 1, "exit status 1");
   const fatal = node.lines.find((l) => l.level === 60);
   t.ok(fatal, `a fatal line was logged: ${node.tail()}`);

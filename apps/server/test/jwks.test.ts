@@ -63,8 +63,15 @@ async function rs256(claims: Record<string, unknown>, key: typeof privateKey = p
   return new SignJWT(claims).setProtectedHeader({ alg: "RS256", kid }).setIssuedAt().setExpirationTime("10m").sign(key);
 }
 
-const verifierFor = (url: string, jwksTimeoutMs?: number): TokenVerifier =>
-  createTokenVerifier({ secret: undefined, jwksUrl: url, issuer: undefined, audience: undefined, jwksTimeoutMs });
+const verifierFor = (url: string, jwksTimeoutMs?: number, jwksCooldownMs?: number): TokenVerifier =>
+  createTokenVerifier({
+    secret: undefined,
+    jwksUrl: url,
+    issuer: undefined,
+    audience: undefined,
+    jwksTimeoutMs,
+    jwksCooldownMs,
+  });
 
 async function refusal(verify: TokenVerifier, token: string): Promise<AuthError> {
   const err = await verify(token).then(
@@ -90,14 +97,22 @@ t.test("a node on a loopback http JWKS accepts RS256 tokens of its keys only", a
   t.equal((await post(await rs256({ user_idx: 7 }))).status, 409, "valid RS256: accepted (room not live)");
   t.equal((await post(await rs256({ user_idx: 7 }, other.privateKey))).status, 401, "other key, same kid");
   t.equal((await post(await mintToken({ user_idx: 7 }))).status, 401, "HS256 is not accepted with a JWKS");
-  t.equal((await post(await rs256({ user_idx: 7 }, privateKey, "unknown-kid"))).status, 401, "unknown kid");
+  // Right after a fetch an unknown kid may be a key rotated in since: "try again shortly", not 401.
+  const unknown = await post(await rs256({ user_idx: 7 }, privateKey, "unknown-kid"));
+  t.equal(unknown.status, 503, "unknown kid within the refetch cooldown: 503");
+  t.ok(unknown.headers.get("retry-after"), "with Retry-After");
 });
 
 t.test("verifier: key source problems are marked unavailable, token problems are not", async (t) => {
-  const verify = verifierFor(jwks.url);
+  // Without a cooldown every unknown kid refetches first: still unknown after a fresh fetch is the token's fault.
+  const verify = verifierFor(jwks.url, undefined, 0);
   t.match(await verify(await rs256({ user_idx: 9, role: "Presenter" })), { userId: 9, roles: ["presenter"] });
   const unknownKid = await refusal(verify, await rs256({ user_idx: 9 }, privateKey, "unknown-kid"));
-  t.equal(unknownKid.unavailable, false, "no matching key is the token's fault");
+  t.equal(unknownKid.unavailable, false, "no matching key after a fresh fetch is the token's fault");
+  const cooling = verifierFor(jwks.url);
+  await cooling(await rs256({ user_idx: 9, n: 1 }));
+  const early = await refusal(cooling, await rs256({ user_idx: 9 }, privateKey, "unknown-kid"));
+  t.equal(early.unavailable, true, "an unknown kid within the cooldown after a fetch: unavailable (try again)");
   const forged = await refusal(verify, await rs256({ user_idx: 9 }, other.privateKey));
   t.equal(forged.unavailable, false, "a bad signature is the token's fault");
 

@@ -5,6 +5,7 @@ import t from "tap";
 import { request } from "./helpers/http.js";
 import { NodeProcess } from "./helpers/processes.js";
 import { mintToken } from "./helpers/tokens.js";
+import { outputEnded } from "./helpers/wait.js";
 import { TestSocket } from "./helpers/ws-client.js";
 
 // The real process: start-up checks, the embedded log on disk, and graceful shutdown.
@@ -14,6 +15,7 @@ t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
 t.test("a wrong configuration stops start-up with one clear message per value", async (t) => {
   const node = NodeProcess.spawn("bad-config", { LOG_LEVEL: "loud", MAX_TEXT_LENGTH: "-3" });
   const exit = await node.exited();
+  await outputEnded(node.child);
   t.equal(exit.code, 78, "EX_CONFIG");
   const stderr = node.stderr();
   t.match(stderr, /LOG_LEVEL=loud/);

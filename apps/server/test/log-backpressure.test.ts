@@ -157,7 +157,9 @@ t.test(
     t.equal(outcome(first), "deadline", "because its commit deadline passed");
     t.equal(first.headers.get("retry-after"), "2", "with Retry-After");
     t.ok(
-      waited >= COMMIT_TIMEOUT_MS - 50 && waited < COMMIT_TIMEOUT_MS + 2000,
+      // Not before the deadline; after it, generously (a loaded 2-core machine), yet well before
+      // DB_STATEMENT_TIMEOUT_MS (8 s), the other clock that could have ended the wait.
+      waited >= COMMIT_TIMEOUT_MS - 50 && waited < COMMIT_TIMEOUT_MS + 5000,
       `answered at its deadline (${Math.round(waited)} ms)`,
     );
 
@@ -283,7 +285,14 @@ t.test("a killed database: 503 at once, and posts succeed again after its restar
   const down = await post("killed-down");
   t.equal(down.status, 503, "refused while the database is down");
   t.ok(down.headers.get("retry-after"), "with Retry-After");
-  t.ok(performance.now() - started < COMMIT_TIMEOUT_MS + 1000, "without waiting long (connection refused)");
+  const took = Math.round(performance.now() - started);
+  t.equal(
+    outcome(down),
+    "other",
+    `refused for the refused connection, not at the commit deadline: ${down.body.detail}`,
+  );
+  // A post held until the database returned would never be answered here; the bound is generous.
+  t.ok(took < COMMIT_TIMEOUT_MS + 5000, `answered while the database is down (${took} ms)`);
   await server.restart();
   t.equal((await post("killed-after")).status, 201, "accepted again after the restart");
   await node.presenter.until(

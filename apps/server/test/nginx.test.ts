@@ -158,9 +158,18 @@ t.test("a presenter socket through nginx gets every accepted post once, in seq o
   );
 
   // X-Request-Id passes through nginx: every post's access line on the nodes carries ours.
-  const postLines = nodes.flatMap((n) =>
-    n.lines.filter((l) => l.msg === "request" && l.method === "POST" && l.path === `/v1/rooms/${roomId}/messages`),
+  // A node logs the line after it answers: wait for each node's share (its accepted count) first.
+  const isPostLine = (l: Record<string, unknown>) =>
+    l.msg === "request" && l.method === "POST" && l.path === `/v1/rooms/${roomId}/messages`;
+  await Promise.all(
+    nodes.map((n, i) =>
+      n.waitFor(
+        () => n.lines.filter(isPostLine).length >= (perNode[i] as number),
+        `${perNode[i]} access lines on ${n.name}`,
+      ),
+    ),
   );
+  const postLines = nodes.flatMap((n) => n.lines.filter(isPostLine));
   t.equal(postLines.length, POSTS, "one access line per post across the nodes");
   t.ok(
     postLines.every((l) => typeof l.reqId === "string" && l.reqId.startsWith("nginx-post-")),

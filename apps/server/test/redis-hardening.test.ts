@@ -14,6 +14,7 @@ import { NodeProcess } from "./helpers/processes.js";
 import { PrivateRedis } from "./helpers/redis-server.js";
 import { testEnv } from "./helpers/server.js";
 import { mintToken } from "./helpers/tokens.js";
+import { outputEnded } from "./helpers/wait.js";
 
 // Redis with a password and an ACL user, end to end; and forged payloads published straight onto a
 // room's channel, which must reach no presenter and disconnect none. A private redis-server.
@@ -137,6 +138,7 @@ t.test("wrong or missing credentials: start-up fails with exit 1, a clear reason
   for (const [name, env, reason] of cases) {
     const node = NodeProcess.spawn("h3-auth", { ...env, REDIS_KEY_PREFIX: PREFIX });
     const exit = await node.exited();
+    await outputEnded(node.child);
     const stderr = node.stderr();
     t.equal(exit.code, 1, `${name}: exit code 1`);
     t.match(stderr, /cannot start: cannot connect to Redis at REDIS_URL/, `${name}: says what failed`);

@@ -161,23 +161,65 @@ t.test("frames over the size limit close the socket with 1009", async (t) => {
   t.equal(closed.code, 1009);
 });
 
-t.test("a new presenter connection replaces the old one, which is told why", async (t) => {
-  const first = await seedPresenter(106);
+t.test("a new presenter connection replaces the old one, which is told why, with chat in flight", async (t) => {
+  const room = 106;
+  const seqs = (s: TestSocket) =>
+    s
+      .json<{ id: string; seq: number }>()
+      .filter((f) => f.id === "sendChatting")
+      .map((f) => f.seq);
+  const first = await seedPresenter(room);
+  // Two senders keep posting through the takeover.
+  let posting = true;
+  const statuses: number[] = [];
+  const senders = [9, 10].map(async (sender) => {
+    for (let i = 0; posting; i++) {
+      const res = await request(`${server.http}/send/message`, {
+        headers: seedHeaders(sender),
+        body: { presenterIdx: room, userType: "viewer", textMessage: `${sender}-${i}` },
+      });
+      statuses.push(res.status);
+    }
+  });
+  t.teardown(async () => {
+    posting = false;
+    await Promise.all(senders);
+  });
+  await first.until(() => seqs(first).length >= 10, "chat flowing to the first socket");
   const second = new TestSocket(`${server.ws}/chatting`);
   await second.open();
-  const token = await mintToken({ user_idx: 106 });
-  const attached = waitLive(106);
+  const token = await mintToken({ user_idx: room });
+  const attached = waitLive(room);
   second.send({ id: "start", token });
   const closed = await first.waitClose();
   t.equal(closed.code, 4001, "old socket closed with the replaced code");
   t.match(closed.reason, /replaced/);
   await attached;
+  await second.until(() => seqs(second).length >= 10, "chat flowing to the new socket");
+  posting = false;
+  await Promise.all(senders);
+  t.ok(
+    statuses.every((s) => s === 200),
+    "every post answered 200",
+  );
+  const old = seqs(first);
+  const fresh = seqs(second);
+  // The new socket starts live at the log's tail when it attached: the old one must have stopped before.
+  t.ok(
+    Math.max(...old) < Math.min(...fresh),
+    `the old one got nothing the new one got (${Math.max(...old)} < ${Math.min(...fresh)})`,
+  );
+  t.same(
+    fresh,
+    Array.from({ length: fresh.length }, (_, i) => (fresh[0] as number) + i),
+    "the new socket's chat is in order, without a gap",
+  );
   const res = await request(`${server.http}/send/message`, {
     headers: seedHeaders(9),
-    body: { presenterIdx: 106, userType: "viewer", textMessage: "to the new one" },
+    body: { presenterIdx: room, userType: "viewer", textMessage: "to the new one" },
   });
   t.equal(res.status, 200);
-  await second.next((f) => f.id === "sendChatting", "the new socket gets the chat");
-  t.equal(first.json().filter((f) => f.id === "sendChatting").length, 0, "the old one got nothing");
+  await second.next((f) => f.id === "sendChatting" && f.message === "to the new one", "the new socket gets the chat");
+  t.same(seqs(first), old, "the old one got nothing more");
   second.close(1000);
 });

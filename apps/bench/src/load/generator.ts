@@ -3,8 +3,11 @@ import { Pool } from "undici";
 import { messageText, type Phase, type Tracker } from "./tracker.js";
 
 export interface GeneratorOptions {
-  /** http://host:port of what receives the posts. */
-  baseUrl: string;
+  /**
+   * http://host:port of what receives the posts. Several: each post goes to one of them, picked at
+   * random (a random balancer; not by post number, which would tie each room to one node).
+   */
+  baseUrls: string[];
   /** One bearer token per sender (a viewer of every room). */
   senderTokens: string[];
   rooms: number[];
@@ -21,7 +24,7 @@ export interface GeneratorOptions {
  * intended send time, so a slow server cannot hide queueing (no coordinated omission).
  */
 export class Generator {
-  private readonly pool: Pool;
+  private readonly pools: Pool[];
   private readonly authHeaders: Record<string, string>[];
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
@@ -30,14 +33,18 @@ export class Generator {
     private readonly options: GeneratorOptions,
     private readonly tracker: Tracker,
   ) {
-    this.pool = new Pool(options.baseUrl, {
-      connections: options.connections,
-      pipelining: 1,
-      keepAliveTimeout: 60_000,
-      keepAliveMaxTimeout: 60_000,
-      headersTimeout: 30_000,
-      bodyTimeout: 30_000,
-    });
+    if (options.baseUrls.length === 0) throw new Error("generator: no base URL");
+    this.pools = options.baseUrls.map(
+      (url) =>
+        new Pool(url, {
+          connections: options.connections,
+          pipelining: 1,
+          keepAliveTimeout: 60_000,
+          keepAliveMaxTimeout: 60_000,
+          headersTimeout: 30_000,
+          bodyTimeout: 30_000,
+        }),
+    );
     this.authHeaders = options.senderTokens.map((t) => ({
       authorization: `Bearer ${t}`,
       "content-type": "application/json",
@@ -53,6 +60,14 @@ export class Generator {
       while (performance.now() < deadline) await this.postOne(phase, index, performance.now());
     };
     await Promise.all(Array.from({ length: concurrency }, (_, i) => sender(i)));
+    phase.endedAt = performance.now();
+  }
+
+  /** One sender posting `posts` messages one after the other: each sent when the last one is answered. */
+  async sequential(phase: Phase, posts: number): Promise<void> {
+    phase.concurrency = 1;
+    phase.startedAt = performance.now();
+    for (let i = 0; i < posts; i++) await this.postOne(phase, 0, performance.now());
     phase.endedAt = performance.now();
   }
 
@@ -93,7 +108,7 @@ export class Generator {
 
   async close(): Promise<void> {
     await this.idle();
-    await this.pool.close();
+    await Promise.all(this.pools.map((p) => p.close()));
   }
 
   private idle(): Promise<void> {
@@ -108,7 +123,9 @@ export class Generator {
     this.tracker.issued(id, phase, t0);
     this.inFlight++;
     try {
-      const res = await this.pool.request({
+      const pools = this.pools;
+      const pool = pools.length === 1 ? pools[0] : pools[Math.floor(Math.random() * pools.length)];
+      const res = await (pool as Pool).request({
         path: `/v1/rooms/${room}/messages`,
         method: "POST",
         headers: this.authHeaders[sender],

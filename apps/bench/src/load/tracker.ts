@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 
-export type PhaseMode = "warmup" | "closed" | "open";
+/** "sequential": one sender, each post sent when the last one was answered (the probe). */
+export type PhaseMode = "warmup" | "closed" | "open" | "sequential";
 
 /** What one load phase produced, as seen from the generator and the presenters. */
 export class Phase {

@@ -6,7 +6,7 @@ import { pgliteDataDir, startChatrelayNode, type Target } from "../targets.js";
 import { CpuMeter, type CpuReport } from "../util/cpu.js";
 import { openFilesLimit } from "../util/limits.js";
 import { withTimeout } from "../util/procs.js";
-import { presenterToken } from "./load.js";
+import { presenterToken } from "./deploy-kit.js";
 
 export interface DensityResult {
   sockets: number;

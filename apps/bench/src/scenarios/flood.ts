@@ -6,8 +6,9 @@ import { startHelperProcess } from "../targets.js";
 import { CpuMeter, type CpuReport } from "../util/cpu.js";
 import { withTimeout } from "../util/procs.js";
 import { mintToken } from "../util/services.js";
+import { Teardown } from "./deploy-kit.js";
 import { DEFAULT_LIMITS_ONE_ADDRESS, DEFAULT_ROOM_LIMIT } from "./limit-env.js";
-import { deployClusterPath, Teardown } from "./load.js";
+import { deployClusterPath } from "./load.js";
 
 /** The spammer's user id and the one room it floods (a room that also gets normal chat). */
 const SPAMMER_ID = 2_000_000;
@@ -178,7 +179,7 @@ export async function runFlood(config: BenchConfig): Promise<FloodResult> {
       Array.from({ length: normalSenders }, (_, i) => mintToken(1_000_000 + i, `viewer-${i}`)),
     );
     const normal = new Generator(
-      { baseUrl: dep.postBase, senderTokens: normalTokens, rooms, connections: normalSenders },
+      { baseUrls: dep.postBases, senderTokens: normalTokens, rooms, connections: normalSenders },
       tracker,
     );
     down.push(() => normal.close());
@@ -189,7 +190,7 @@ export async function runFlood(config: BenchConfig): Promise<FloodResult> {
       "flood-spammer",
       "spammer.ts",
       {
-        SPAM_BASE_URL: dep.postBase,
+        SPAM_BASE_URL: dep.postBases[0] as string,
         SPAM_TOKEN: await mintToken(SPAMMER_ID, "spammer"),
         SPAM_ROOM: String(SPAM_ROOM),
       },

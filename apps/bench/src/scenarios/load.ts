@@ -1,13 +1,16 @@
-import type { BenchConfig, LoadScenarioId } from "../config.js";
+import { type BenchConfig, FIXED_RATE_SCENARIOS, type LoadScenarioId } from "../config.js";
 import { Generator } from "../load/generator.js";
-import { openChatrelayPresenters, openSocketIoPresenters, type PresenterGroup } from "../load/presenters.js";
+import type { PresenterGroup } from "../load/presenters.js";
 import { type LatencySummary, Phase, type PhaseMode, summarize, Tracker } from "../load/tracker.js";
-import { pgliteDataDir, startChatrelayNode, startHelperServer, startNginx, type Target } from "../targets.js";
+import { pgliteDataDir, startHelperServer } from "../targets.js";
 import { CpuMeter, type CpuReport } from "../util/cpu.js";
 import { diffNodes, type NodePhaseMetrics, snapshotNodes } from "../util/node-metrics.js";
 import { withTimeout } from "../util/procs.js";
-import { type BenchDatabase, createDatabase, JWT_SECRET, mintToken, REDIS_URL, redisPrefix } from "../util/services.js";
+import { mintToken } from "../util/services.js";
+import { type Deployment, pgAndRedis, presenterToken, relayPresenters, startNode, Teardown } from "./deploy-kit.js";
 import { blockTerms, checkTermsBlock, LIMITS_NEVER_REACHED } from "./limit-env.js";
+import { deploySocketIoPeer } from "./peers.js";
+import { deployHotRoom, deploySpread, deploySpreadNginx } from "./spread.js";
 
 export const LOAD_TITLES: Record<LoadScenarioId, string> = {
   a: "(a) 1 node, embedded PGlite + in-process bus",
@@ -15,9 +18,28 @@ export const LOAD_TITLES: Record<LoadScenarioId, string> = {
   c: "(c) cluster path: post to A, presenter on B",
   "c-limits": "(c) with every rate limit on, never reached",
   d: "(d) 3 nodes behind nginx",
+  spread2: "spread2: 2 nodes, posts and presenters spread",
+  spread3: "spread3: 3 nodes, posts and presenters spread",
+  "spread3-nginx": "spread3-nginx: 3 nodes behind nginx",
+  "hot-room": "hot-room: 1 room, posts spread over 3 nodes",
+  probe: "probe: 1 sequential sender, 1 node, PG + Redis",
   ceiling: "HTTP ceiling: bare fastify route",
   peer: "peer: Socket.IO 4 + Redis adapter",
+  "peer-naive-log": "peer-naive-log: peer + 1 awaited INSERT per message",
 };
+
+/**
+ * CPU per delivered message (per 2xx where nothing is delivered), from the phase's start until its
+ * last delivery: every process counted. `systemUs` is the servers (nginx with its workers),
+ * PostgreSQL and Redis; the generator (this process, with the presenters' client side) apart.
+ */
+export interface CpuPerMessage {
+  messages: number;
+  systemUs: number;
+  generatorUs: number;
+  /** Each process: servers by name, then "postgres" and "redis". */
+  processUs: Record<string, number>;
+}
 
 export interface PhaseResult {
   phase: PhaseMode;
@@ -41,6 +63,7 @@ export interface PhaseResult {
   /** Closed loop: each round's 2xx/s (okPerSec is their median). */
   rounds?: number[];
   cpu: CpuReport;
+  cpuPerMessage: CpuPerMessage | null;
   /** Each chatrelay node's own view of the phase (group commit, bus publish). */
   nodes: Record<string, NodePhaseMetrics>;
 }
@@ -65,69 +88,6 @@ export interface LoadScenarioResult {
   profiles: string[];
 }
 
-export interface Deployment {
-  postBase: string;
-  targets: Target[];
-  delivers: boolean;
-  openPresenters?: (tracker: Tracker, rooms: number[]) => Promise<PresenterGroup>;
-  /** Runs before the presenters connect (room set-up whose events must not reach them as frames). */
-  prepareRooms?: (rooms: number[]) => Promise<string>;
-  /** Runs once the presenters are connected (rooms are live): a check of that set-up. */
-  checkRooms?: (rooms: number[]) => Promise<void>;
-  db?: BenchDatabase;
-}
-
-/** Teardown steps, run in reverse order, each one even when an earlier one failed. */
-export class Teardown {
-  private readonly steps: (() => Promise<void>)[] = [];
-  push(step: () => Promise<void>): void {
-    this.steps.push(step);
-  }
-  async run(): Promise<string[]> {
-    const errors: string[] = [];
-    for (const step of this.steps.splice(0).reverse()) {
-      try {
-        await step();
-      } catch (err) {
-        errors.push((err as Error).message);
-      }
-    }
-    return errors;
-  }
-}
-
-const tokenCache = new Map<number, Promise<string>>();
-export function presenterToken(room: number): Promise<string> {
-  let t = tokenCache.get(room);
-  if (!t) {
-    t = mintToken(room, `presenter-${room}`);
-    tokenCache.set(room, t);
-  }
-  return t;
-}
-
-/** A chatrelay node stopped by the teardown. */
-async function startNode(name: string, env: Record<string, string>, config: BenchConfig, down: Teardown) {
-  const t = await startChatrelayNode({ name, env, profileDir: config.profileDir });
-  down.push(() => t.proc.stop(15_000));
-  return t;
-}
-
-/** A fresh PostgreSQL database and Redis key prefix, both removed by the teardown. */
-async function pgAndRedis(label: string, down: Teardown) {
-  const db = await createDatabase(label);
-  down.push(() => db.drop());
-  const redis = redisPrefix(label);
-  down.push(() => redis.clean());
-  return { db, env: { DATABASE_URL: db.url, REDIS_URL, REDIS_KEY_PREFIX: redis.prefix } };
-}
-
-const relayPresenters = (port: number) => (tracker: Tracker, rooms: number[]) =>
-  openChatrelayPresenters(`ws://127.0.0.1:${port}`, rooms, presenterToken, tracker, {
-    concurrency: 50,
-    timeoutMs: 30_000,
-  });
-
 /** The cluster path (c): posts to node A, presenter sockets on node B, PostgreSQL + Redis; `env` for both nodes. */
 export async function deployClusterPath(
   label: string,
@@ -142,7 +102,7 @@ export async function deployClusterPath(
     startNode(`${label}-node-B-presenters`, both, config, down),
   ]);
   return {
-    postBase: `http://127.0.0.1:${nodeA.port}`,
+    postBases: [`http://127.0.0.1:${nodeA.port}`],
     targets: [nodeA, nodeB],
     delivers: true,
     openPresenters: relayPresenters(nodeB.port),
@@ -151,7 +111,6 @@ export async function deployClusterPath(
 }
 
 async function deploy(id: LoadScenarioId, config: BenchConfig, down: Teardown): Promise<Deployment> {
-  const profileDir = config.profileDir;
   const node = (name: string, env: Record<string, string> = {}) => startNode(name, env, config, down);
 
   switch (id) {
@@ -160,17 +119,19 @@ async function deploy(id: LoadScenarioId, config: BenchConfig, down: Teardown): 
       down.push(pglite.remove);
       const a = await node("a-node", { PGLITE_DATA_DIR: pglite.dir });
       return {
-        postBase: `http://127.0.0.1:${a.port}`,
+        postBases: [`http://127.0.0.1:${a.port}`],
         targets: [a],
         delivers: true,
         openPresenters: relayPresenters(a.port),
       };
     }
-    case "b": {
+    case "b":
+    case "probe": {
+      // The probe is (b)'s deployment: one node, its presenters on it.
       const { db, env } = await pgAndRedis(id, down);
-      const b = await node("b-node", env);
+      const b = await node(`${id}-node`, env);
       return {
-        postBase: `http://127.0.0.1:${b.port}`,
+        postBases: [`http://127.0.0.1:${b.port}`],
         targets: [b],
         delivers: true,
         openPresenters: relayPresenters(b.port),
@@ -181,58 +142,59 @@ async function deploy(id: LoadScenarioId, config: BenchConfig, down: Teardown): 
       return deployClusterPath("c", config, down);
     case "c-limits": {
       const dep = await deployClusterPath("c-limits", config, down, LIMITS_NEVER_REACHED);
+      const base = dep.postBases[0] as string;
       return {
         ...dep,
-        prepareRooms: (rooms) => blockTerms(dep.postBase, rooms, presenterToken),
-        checkRooms: (rooms) => checkTermsBlock(dep.postBase, rooms),
+        prepareRooms: (rooms) => blockTerms(base, rooms, presenterToken),
+        checkRooms: (rooms) => checkTermsBlock(base, rooms),
       };
     }
-    case "d": {
-      const { db, env } = await pgAndRedis(id, down);
-      const nodes = await Promise.all(
-        [1, 2, 3].map((n) => node(`d-node-${n}`, { ...env, TRUSTED_PROXIES: "127.0.0.1" })),
-      );
-      const nginx = await startNginx(nodes.map((n) => n.port));
-      down.push(() => nginx.proc.stop(5000));
-      return {
-        postBase: `http://127.0.0.1:${nginx.port}`,
-        targets: [...nodes, nginx],
-        delivers: true,
-        openPresenters: relayPresenters(nginx.port),
-        db,
-      };
-    }
+    case "d":
+    case "spread3-nginx":
+      return deploySpreadNginx(id, 3, config, down);
+    case "spread2":
+      return deploySpread(id, 2, config, down);
+    case "spread3":
+      return deploySpread(id, 3, config, down);
+    case "hot-room":
+      return deployHotRoom(id, 3, config, down);
     case "ceiling": {
-      const c = await helper("ceiling", "ceiling.ts", {}, profileDir);
+      const c = await startHelperServer("ceiling", "ceiling.ts", {}, config.profileDir);
       down.push(() => c.proc.stop(5000));
-      return { postBase: `http://127.0.0.1:${c.port}`, targets: [c], delivers: false };
+      return { postBases: [`http://127.0.0.1:${c.port}`], targets: [c], delivers: false };
     }
-    case "peer": {
-      const redis = redisPrefix("peer");
-      down.push(() => redis.clean());
-      const env = { REDIS_URL, REDIS_KEY_PREFIX: redis.prefix, JWT_SECRET };
-      const [ingest, edge] = await Promise.all([
-        helper("peer-A-posts", "peer.ts", { ...env, PEER_ROLE: "ingest" }, profileDir),
-        helper("peer-B-presenters", "peer.ts", { ...env, PEER_ROLE: "edge" }, profileDir),
-      ]);
-      down.push(() => ingest.proc.stop(5000));
-      down.push(() => edge.proc.stop(5000));
-      return {
-        postBase: `http://127.0.0.1:${ingest.port}`,
-        targets: [ingest, edge],
-        delivers: true,
-        openPresenters: (tracker, rooms) =>
-          openSocketIoPresenters(`http://127.0.0.1:${edge.port}`, rooms, presenterToken, tracker, {
-            concurrency: 50,
-            timeoutMs: 30_000,
-          }),
-      };
-    }
+    case "peer":
+      return deploySocketIoPeer("peer", config, down, false);
+    case "peer-naive-log":
+      return deploySocketIoPeer("peer-naive-log", config, down, true);
   }
 }
 
-function helper(name: string, script: string, env: Record<string, string>, profileDir: string | undefined) {
-  return startHelperServer(name, script, env, profileDir);
+type CpuSeconds = ReturnType<CpuMeter["secondsSinceStart"]>;
+
+/** Messages a phase moved: delivered to a presenter, or answered 2xx where nothing is delivered. */
+const movedMessages = (phase: Phase, delivers: boolean) => (delivers ? phase.received : phase.ok);
+
+function perMessage(used: CpuSeconds, messages: number): CpuPerMessage | null {
+  if (messages === 0) return null;
+  const us = (seconds: number) => Math.round((seconds * 1e6) / messages);
+  const processUs: Record<string, number> = {};
+  for (const [name, s] of Object.entries(used.targets)) processUs[name] = us(s);
+  processUs.postgres = us(used.postgres);
+  processUs.redis = us(used.redis);
+  const system = Object.values(used.targets).reduce((a, b) => a + b, 0) + used.postgres + used.redis;
+  return { messages, systemUs: us(system), generatorUs: us(used.generator), processUs };
+}
+
+function addCpuSeconds(a: CpuSeconds, b: CpuSeconds): CpuSeconds {
+  const targets = { ...a.targets };
+  for (const [name, s] of Object.entries(b.targets)) targets[name] = (targets[name] ?? 0) + s;
+  return {
+    generator: a.generator + b.generator,
+    targets,
+    postgres: a.postgres + b.postgres,
+    redis: a.redis + b.redis,
+  };
 }
 
 function toResult(
@@ -240,6 +202,7 @@ function toResult(
   delivers: boolean,
   cpu: CpuReport,
   nodes: Record<string, NodePhaseMetrics>,
+  cpuSeconds: CpuSeconds | null,
 ): PhaseResult {
   const r = (x: number) => Math.round(x * 10) / 10;
   return {
@@ -262,6 +225,7 @@ function toResult(
     deliveredWithoutAck: phase.deliveredWithoutAck,
     generatorDropped: phase.generatorDropped,
     cpu,
+    cpuPerMessage: cpuSeconds ? perMessage(cpuSeconds, movedMessages(phase, delivers)) : null,
     nodes,
   };
 }
@@ -272,8 +236,14 @@ const median = (xs: number[]) => {
   return v.length % 2 === 1 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
 };
 
+interface MeasuredPhase {
+  phase: Phase;
+  cpuSeconds: CpuSeconds;
+  result: PhaseResult;
+}
+
 /** Several closed-loop rounds as one phase: counts and samples pooled, throughput the median round. */
-function mergeRounds(rounds: { phase: Phase; result: PhaseResult }[], delivers: boolean): PhaseResult {
+function mergeRounds(rounds: MeasuredPhase[], delivers: boolean): PhaseResult {
   const merged = new Phase("closed", "closed");
   let seconds = 0;
   for (const { phase } of rounds) {
@@ -336,7 +306,8 @@ function mergeRounds(rounds: { phase: Phase; result: PhaseResult }[], delivers: 
       framesRelayed: all.reduce((s, m) => s + m.framesRelayed, 0),
     };
   }
-  const result = toResult(merged, delivers, cpu, nodes);
+  const used = rounds.map((r) => r.cpuSeconds).reduce(addCpuSeconds);
+  const result = toResult(merged, delivers, cpu, nodes, used);
   const perRound = rounds.map((r) => r.result.okPerSec);
   result.okPerSec = Math.round(median(perRound) * 10) / 10;
   if (delivers) result.deliveredPerSec = Math.round(median(rounds.map((r) => r.result.deliveredPerSec ?? 0)) * 10) / 10;
@@ -353,12 +324,12 @@ class LoadRun {
   readonly result: LoadScenarioResult;
   private readonly down = new Teardown();
   private readonly tracker = new Tracker();
-  private readonly rooms: number[];
+  private rooms: number[];
   private presenters: PresenterGroup | undefined;
   private dep: Deployment | undefined;
   private gen: Generator | undefined;
   private meter: CpuMeter | undefined;
-  private readonly closedRounds: { phase: Phase; result: PhaseResult }[] = [];
+  private readonly closedRounds: MeasuredPhase[] = [];
 
   constructor(
     readonly id: LoadScenarioId,
@@ -395,6 +366,7 @@ class LoadRun {
     try {
       const dep = await deploy(this.id, this.config, this.down);
       this.dep = dep;
+      if (dep.rooms) this.rooms = dep.rooms;
       for (const t of dep.targets) {
         if (t.note === undefined) continue;
         this.result.notes.push(`${t.name}: ${t.note}`);
@@ -415,7 +387,7 @@ class LoadRun {
         Array.from({ length: this.config.senders }, (_, i) => mintToken(1_000_000 + i, `viewer-${i}`)),
       );
       const gen = new Generator(
-        { baseUrl: dep.postBase, senderTokens, rooms: this.rooms, connections: Math.max(this.config.senders, 64) },
+        { baseUrls: dep.postBases, senderTokens, rooms: this.rooms, connections: Math.max(this.config.senders, 64) },
         this.tracker,
       );
       this.gen = gen;
@@ -439,8 +411,10 @@ class LoadRun {
         await withTimeout(phase.whenDelivered(), this.config.drainTimeoutMs, "deliveries").catch(() => {});
         this.tracker.settle(phase);
       }
+      // Per message: up to the last delivery, so the CPU that delivered the phase's tail counts too.
+      const cpuSeconds = meter.secondsSinceStart();
       const nodes = diffNodes(before, await snapshotNodes(dep.targets));
-      return { phase, result: toResult(phase, dep.delivers, cpu, nodes) };
+      return { phase, cpuSeconds, result: toResult(phase, dep.delivers, cpu, nodes, cpuSeconds) };
     } catch (err) {
       this.result.problems.push(`${mode} phase failed: ${(err as Error).message}`);
       return undefined;
@@ -473,6 +447,13 @@ class LoadRun {
   async open(rate: number, seconds: number): Promise<void> {
     this.log(`open loop at ${rate} msgs/s, ${seconds}s`);
     const r = await this.phase("open", (gen, p) => gen.openLoop(p, rate, seconds * 1000));
+    if (r) this.result.phases.push(r.result);
+  }
+
+  /** One sender, `posts` posts one after the other (the probe); `warmup` phases are left out of the tables. */
+  async sequential(mode: "warmup" | "sequential", posts: number): Promise<void> {
+    this.log(`${mode === "warmup" ? "warm-up: " : ""}${posts} sequential posts`);
+    const r = await this.phase(mode, (gen, p) => gen.sequential(p, posts));
     if (r) this.result.phases.push(r.result);
   }
 
@@ -516,12 +497,20 @@ class LoadRun {
  * Runs load scenarios side by side: all deployed at once, the closed-loop
  * rounds interleaved (a, ceiling, a, ceiling, ...) so that a pair compared by
  * a target sees the same machine, then each one's open loop at half its own
- * median closed-loop rate. Smoke: one open loop at a tiny rate each.
+ * median closed-loop rate (FIXED_RATE_SCENARIOS: at the fixed rate). Smoke:
+ * one open loop at a tiny rate each. The probe runs sequential posts instead
+ * (smoke too: its count is small there).
  */
 export async function runLoadGroup(ids: LoadScenarioId[], config: BenchConfig): Promise<LoadScenarioResult[]> {
-  const runs = ids.map((id) => new LoadRun(id, config));
+  const all = ids.map((id) => new LoadRun(id, config));
+  const probes = all.filter((r) => r.id === "probe");
+  const runs = all.filter((r) => r.id !== "probe");
   try {
-    for (const run of runs) await run.prepare();
+    for (const run of all) await run.prepare();
+    for (const probe of probes) {
+      await probe.sequential("warmup", config.probe.warmupPosts);
+      await probe.sequential("sequential", config.probe.posts);
+    }
     if (config.smoke) {
       for (const run of runs) await run.open(config.openRate ?? config.smokeRate, config.durationS);
     } else {
@@ -532,13 +521,20 @@ export async function runLoadGroup(ids: LoadScenarioId[], config: BenchConfig): 
       }
       for (const run of runs) {
         const max = run.endClosed();
-        if (max !== undefined) await run.open(config.openRate ?? Math.max(1, Math.round(max / 2)), config.durationS);
+        if (max === undefined) continue;
+        const fixed = FIXED_RATE_SCENARIOS.includes(run.id) ? config.fixedRate : undefined;
+        if (config.openRate === undefined && fixed !== undefined && fixed > max) {
+          run.result.warnings.push(
+            `open: the fixed ${fixed} msgs/s is above this run's closed-loop maximum (${Math.round(max)}): the open loop measures overload, its latency is queueing`,
+          );
+        }
+        await run.open(config.openRate ?? fixed ?? Math.max(1, Math.round(max / 2)), config.durationS);
       }
     }
   } finally {
-    for (const run of runs) await run.finish();
+    for (const run of all) await run.finish();
   }
-  return runs.map((r) => r.result);
+  return all.map((r) => r.result);
 }
 
 function integrityProblems(r: LoadScenarioResult): string[] {

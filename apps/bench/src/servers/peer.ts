@@ -5,6 +5,13 @@
  * `io.to(room).emit(...)`. PEER_ROLE=edge: where presenters connect (token
  * in the handshake, one room each). The Redis adapter carries the emit from
  * ingest to edge. No chat log: nothing is made durable.
+ *
+ * With PEER_LOG_DATABASE_URL (ingest only) it is the naive chat log: each
+ * message is one awaited `INSERT` into `chat_message` through a `pg` pool
+ * (PEER_LOG_POOL connections, default 10, pg's own default) before the emit
+ * and the answer, so a 201 means the row is committed. The room's seq is
+ * stamped after the INSERT returns, so emits leave in seq order although
+ * INSERTs of one room finish in any order; the row itself carries no seq.
  */
 import { randomUUID } from "node:crypto";
 import {
@@ -17,6 +24,7 @@ import { createAdapter } from "@socket.io/redis-adapter";
 import Fastify from "fastify";
 import { Redis } from "ioredis";
 import { jwtVerify } from "jose";
+import pg from "pg";
 import { Server } from "socket.io";
 import { announceListening, exitWithParent, requireEnv } from "./child-util.js";
 
@@ -46,6 +54,28 @@ const io = new Server(app.server, {
 // Commands run in order on the subscriber connection: once this answers, the adapter's own psubscribe is active.
 await sub.psubscribe(`${prefix}socket.io-barrier`);
 
+/** The naive chat log's pool and table, when PEER_LOG_DATABASE_URL is set. */
+async function openNaiveLog(url: string): Promise<pg.Pool> {
+  const pool = new pg.Pool({ connectionString: url, max: Number(process.env.PEER_LOG_POOL ?? 10) });
+  await pool.query(`CREATE TABLE IF NOT EXISTS chat_message (
+    id uuid PRIMARY KEY,
+    room_id integer NOT NULL,
+    sender_id integer NOT NULL,
+    nickname text NOT NULL,
+    user_type text NOT NULL,
+    text text NOT NULL,
+    sent_at timestamptz NOT NULL
+  )`);
+  // What a chat app reads its history by.
+  await pool.query("CREATE INDEX IF NOT EXISTS chat_message_room_sent_at ON chat_message (room_id, sent_at)");
+  return pool;
+}
+
+const logUrl = process.env.PEER_LOG_DATABASE_URL;
+const naiveLog = role === "ingest" && logUrl ? await openNaiveLog(logUrl) : undefined;
+const INSERT_MESSAGE =
+  "INSERT INTO chat_message (id, room_id, sender_id, nickname, user_type, text, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
 if (role === "ingest") {
   const seqs = new Map<number, number>();
   app.post<{ Params: { roomId: string }; Body: PostMessageBody }>(
@@ -62,17 +92,26 @@ if (role === "ingest") {
       const text = request.body.text.trim();
       if (text.length === 0) return reply.code(400).send({ error: "text must not be empty" });
       const roomId = Number(request.params.roomId);
+      const id = randomUUID();
+      const sentAt = new Date().toISOString();
+      if (naiveLog) {
+        try {
+          await naiveLog.query(INSERT_MESSAGE, [id, roomId, sender.userId, sender.nickname, "viewer", text, sentAt]);
+        } catch {
+          return reply.code(503).send({ error: "chat log unavailable" });
+        }
+      }
       const seq = (seqs.get(roomId) ?? 0) + 1;
       seqs.set(roomId, seq);
       const message = {
-        id: randomUUID(),
+        id,
         roomId,
         seq,
         senderId: sender.userId,
         nickname: sender.nickname,
         userType: "viewer",
         text,
-        sentAt: new Date().toISOString(),
+        sentAt,
       };
       io.to(`room:${roomId}`).emit("message", message);
       return reply.code(201).send({ id: message.id, roomId, seq, sentAt: message.sentAt });
@@ -102,5 +141,6 @@ exitWithParent(async () => {
   await app.close();
   pub.disconnect();
   sub.disconnect();
+  await naiveLog?.end();
 });
 announceListening((app.server.address() as { port: number }).port);

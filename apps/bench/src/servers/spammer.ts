@@ -9,7 +9,7 @@ import { exitWithParent, requireEnv } from "./child-util.js";
 
 const generator = new Generator(
   {
-    baseUrl: requireEnv("SPAM_BASE_URL"),
+    baseUrls: [requireEnv("SPAM_BASE_URL")],
     senderTokens: [requireEnv("SPAM_TOKEN")],
     rooms: [Number(requireEnv("SPAM_ROOM"))],
     connections: 64,

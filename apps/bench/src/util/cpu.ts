@@ -57,6 +57,21 @@ export class CpuMeter {
     this.machine0 = machineJiffies();
   }
 
+  /** CPU seconds each process used since start(): the targets by name, PostgreSQL, Redis, the generator. */
+  secondsSinceStart(): { generator: number; targets: Record<string, number>; postgres: number; redis: number } {
+    const gen = process.cpuUsage(this.gen0);
+    const targets: Record<string, number> = {};
+    for (const t of this.targets) {
+      targets[t.name] = delta(this.targets0.get(t.name) ?? new Map(), sumCpu(this.targetPids(t)));
+    }
+    return {
+      generator: (gen.user + gen.system) / 1e6,
+      targets,
+      postgres: delta(this.pg0, sumCpu(pidsByName(["postgres"]))),
+      redis: delta(this.redis0, sumCpu(pidsByName(["redis-server"]))),
+    };
+  }
+
   stop(): CpuReport {
     const seconds = Math.max(1e-6, (performance.now() - this.t0) / 1000);
     const pct = (cpuSeconds: number) => Math.round((cpuSeconds / seconds) * 1000) / 10;

@@ -36,7 +36,8 @@ export class MemoryPresence implements Presence {
 
   async reassert(roomId: number, record: PresenceRecord): Promise<boolean> {
     const entry = this.live(roomId);
-    if (entry && entry.record.connId !== record.connId) return false;
+    // Same rule as Redis: another connection's record stands unless it is older.
+    if (entry && entry.record.connId !== record.connId && entry.record.epoch >= record.epoch) return false;
     this.rooms.set(roomId, { record: { ...record, state: "live" }, expiresAt: this.now() + this.ttlMs });
     return true;
   }

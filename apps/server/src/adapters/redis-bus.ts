@@ -50,6 +50,9 @@ export class RedisBus implements Bus {
   ) {
     this.rejectWarning = new RateLimitedWarning(logger, "dropping invalid bus payload");
     subscriber.on("message", (channel: string, payload: unknown) => {
+      // ioredis re-subscribes on its own after a reconnect, before this node has re-asserted its
+      // presenters: what arrives meanwhile is read from the log by the resync instead.
+      if (this.lostConnection) return;
       const entry = this.handlers.get(channel);
       if (!entry) return;
       // Validated before anything is delivered: whoever can publish on Redis can write here.

@@ -24,12 +24,16 @@ if conn ~= ARGV[1] or state ~= 'live' then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1`;
 
-/** After a Redis restart: put our claim back unless someone else claimed meanwhile; keep the epoch floor. */
+/**
+ * After a Redis restart: put our claim back unless another connection's record is there with a
+ * newer epoch (or the same one); an older record (re-asserted first after a data loss) loses to us.
+ * Keep the epoch floor.
+ */
 const REASSERT = `
 local v = redis.call('GET', KEYS[1])
 if v then
   ${PARSE}
-  if conn ~= ARGV[1] then return 0 end
+  if conn ~= ARGV[1] and tonumber(epoch) >= tonumber(ARGV[2]) then return 0 end
 end
 redis.call('SET', KEYS[1], 'live|' .. ARGV[2] .. '|' .. ARGV[1] .. '|' .. ARGV[3], 'PX', ARGV[4])
 local prev = tonumber(redis.call('GET', KEYS[2]) or '0')

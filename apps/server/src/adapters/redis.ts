@@ -4,6 +4,7 @@ import type { Config } from "../config.js";
 import type { RoomModerationState } from "../core/moderation-state.js";
 import type { Bus, Gate, Presence } from "../core/ports.js";
 import type { Metrics } from "../ops/metrics.js";
+import { redactUrl, scrubPassword } from "../ops/redact-url.js";
 import { RedisBus } from "./redis-bus.js";
 import { RedisGate } from "./redis-gate.js";
 import { RedisPresence } from "./redis-presence.js";
@@ -72,7 +73,7 @@ export async function connectRedis(
     conn.on("close", () => metrics.redisUp.set({ connection: name }, 0));
     conn.on("error", (err: Error) => {
       firstError ??= err;
-      logger.warn({ err: { message: scrub(err.message, url) }, connection: name }, "redis connection error");
+      logger.warn({ err: { message: scrubPassword(err.message, url) }, connection: name }, "redis connection error");
     });
   }
   try {
@@ -80,11 +81,11 @@ export async function connectRedis(
   } catch (err) {
     commands.disconnect();
     subscriber.disconnect();
-    const reason = scrub((firstError ?? (err as Error)).message, url);
+    const reason = scrubPassword((firstError ?? (err as Error)).message, url);
     const hint = isAuthFailure(reason)
       ? " (check the user and password: REDIS_URL, REDIS_USERNAME, REDIS_PASSWORD)"
       : "";
-    throw new Error(`cannot connect to Redis at REDIS_URL (${redact(url)}): ${reason}${hint}`);
+    throw new Error(`cannot connect to Redis at REDIS_URL (${redactUrl(url)}): ${reason}${hint}`);
   }
   const bus = new RedisBus(
     commands,
@@ -101,26 +102,4 @@ export async function connectRedis(
 
 function isAuthFailure(message: string): boolean {
   return /WRONGPASS|NOAUTH|NOPERM|invalid password|invalid username/i.test(message);
-}
-
-/** The URL as it may appear in a log or an error: never its password. */
-export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparseable)";
-  }
-}
-
-/** Removes the password from a message, should a client library ever quote it. */
-function scrub(message: string, url: string): string {
-  let password: string;
-  try {
-    password = decodeURIComponent(new URL(url).password);
-  } catch {
-    return message;
-  }
-  return password.length === 0 ? message : message.split(password).join("***");
 }

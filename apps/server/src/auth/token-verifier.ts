@@ -39,6 +39,11 @@ export interface TokenVerifierOptions {
   maxTokenAgeS?: number;
   /** How long one JWKS fetch may take. @default 5000 */
   jwksTimeoutMs?: number;
+  /**
+   * Least time between two JWKS fetches that an unknown `kid` triggers; within it, an unknown `kid`
+   * is "try again shortly" (the keys may have just rotated), not a bad token. @default 5000
+   */
+  jwksCooldownMs?: number;
   /** Clock in ms since the epoch (tests move it). @default Date.now */
   now?: () => number;
   /** The claim listing rooms the token may moderate (an array of room ids). @default "mod_rooms" */
@@ -61,7 +66,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   let key: Uint8Array | JWTVerifyGetKey;
   let algorithms: string[];
   if (options.jwksUrl !== undefined) {
-    key = remoteKeySet(options.jwksUrl, options.jwksTimeoutMs ?? 5000);
+    key = remoteKeySet(options.jwksUrl, options.jwksTimeoutMs ?? 5000, options.jwksCooldownMs ?? JWKS_COOLDOWN_MS);
     algorithms = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
   } else if (options.secret !== undefined) {
     key = new TextEncoder().encode(options.secret);
@@ -118,12 +123,20 @@ function checkLifetime(payload: JWTPayload, nowS: number, toleranceS: number, ma
 /** Marks a failure to obtain the keys (fetch, timeout, bad response) as opposed to a token no key matches. */
 class KeySourceUnavailable extends Error {}
 
-function remoteKeySet(url: string, timeoutMs: number): JWTVerifyGetKey {
-  const remote = createRemoteJWKSet(new URL(url), { timeoutDuration: timeoutMs, cooldownDuration: 30_000 });
+/** Least time between two JWKS fetches that an unknown `kid` triggers (each such token would otherwise fetch). */
+const JWKS_COOLDOWN_MS = 5_000;
+
+function remoteKeySet(url: string, timeoutMs: number, cooldownMs: number): JWTVerifyGetKey {
+  const remote = createRemoteJWKSet(new URL(url), { timeoutDuration: timeoutMs, cooldownDuration: cooldownMs });
   return async (header, token) => {
     try {
       return await remote(header, token);
     } catch (err) {
+      // Right after a fetch, a key the issuer has just rotated in cannot be known yet: that is "try
+      // again shortly" (503), not "your token is bad" (401), which would log a valid user out.
+      if (err instanceof errors.JWKSNoMatchingKey && remote.coolingDown) {
+        throw new KeySourceUnavailable("JWKS fetched too recently to look for a new key", { cause: err });
+      }
       // These come from matching the token's header against keys that were fetched fine.
       if (
         err instanceof errors.JWKSNoMatchingKey ||

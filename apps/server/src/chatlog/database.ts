@@ -4,6 +4,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import { PrismaClient } from "../generated/prisma/client.js";
+import { redactUrl, scrubPassword } from "../ops/redact-url.js";
 import { APPEND_PLAIN, type AppendRow } from "./append-statement.js";
 import { type BatchAppender, PgAppendWriter } from "./pg-append-writer.js";
 
@@ -82,7 +83,14 @@ async function openPostgres(
         application_name: "chatrelay-migrate",
       });
       client.on("error", () => {});
-      await client.connect();
+      try {
+        await client.connect();
+      } catch (err) {
+        // The driver says only "connect ECONNREFUSED <address>": name the store, never the password.
+        throw new Error(
+          `cannot connect to PostgreSQL at DATABASE_URL (${redactUrl(url)}): ${scrubPassword(err instanceof Error ? err.message : String(err), url)}`,
+        );
+      }
       try {
         await client.query("BEGIN");
         const session: SqlSession = {

@@ -10,6 +10,7 @@ import {
 } from "../core/message.js";
 import type { ChatLog, HistoryOptions } from "../core/ports.js";
 import type { ChatMessage as ChatMessageRow } from "../generated/prisma/client.js";
+import { failpoints } from "../ops/failpoints.js";
 import { type AppendRow, appendBatch } from "./append-statement.js";
 import type { Database } from "./database.js";
 import { type GroupCommitLimits, type GroupCommitStats, GroupCommitWriter } from "./group-commit.js";
@@ -40,7 +41,7 @@ export class PrismaChatLog implements ChatLog {
     // PGlite runs in this thread: a second batch in flight would only queue behind the first.
     const inFlight = db.kind === "pglite" ? 1 : batchesInFlight;
     this.writer = new GroupCommitWriter(
-      (drafts, deadline) => this.appendBatch(drafts, deadline),
+      (drafts, deadline) => this.writeBatch(drafts, deadline),
       maxBatch,
       onBatch,
       inFlight,
@@ -130,6 +131,25 @@ export class PrismaChatLog implements ChatLog {
     return room ? Number(room.lastSeq) : 0;
   }
 
+  async claimRoom(roomId: number, epoch: number): Promise<{ tail: number; epoch: number }> {
+    // Waits for the room's row lock like an append does: the tail includes every batch committed before it.
+    const rows = await this.db.prisma.$queryRaw<{ last_seq: bigint; presenter_epoch: bigint }[]>`
+      INSERT INTO chat_room AS r (room_id, last_seq, presenter_epoch) VALUES (${BigInt(roomId)}, 0, ${BigInt(epoch)})
+      ON CONFLICT (room_id) DO UPDATE SET presenter_epoch = greatest(r.presenter_epoch, EXCLUDED.presenter_epoch)
+      RETURNING r.last_seq, r.presenter_epoch`;
+    const row = rows[0];
+    if (row === undefined) throw new Error("claimRoom returned no row");
+    return { tail: Number(row.last_seq), epoch: Number(row.presenter_epoch) };
+  }
+
+  async presenterEpoch(roomId: number): Promise<number> {
+    const room = await this.db.prisma.chatRoom.findUnique({
+      where: { roomId: BigInt(roomId) },
+      select: { presenterEpoch: true },
+    });
+    return room ? Number(room.presenterEpoch) : 0;
+  }
+
   async lastSeqs(roomIds: number[]): Promise<Map<number, number>> {
     const rows = await this.db.prisma.chatRoom.findMany({
       where: { roomId: { in: roomIds.map(BigInt) } },
@@ -151,6 +171,11 @@ export class PrismaChatLog implements ChatLog {
    * One batch, one transaction. Rejects (or answers an Error for a row) only
    * for rows that were not committed: the appender's rule.
    */
+  private async writeBatch(drafts: MessageDraft[], deadline: number): Promise<(AppendResult | Error)[]> {
+    if (failpoints.enabled) await failpoints.hit("log.before-batch");
+    return this.appendBatch(drafts, deadline);
+  }
+
   private async appendBatch(drafts: MessageDraft[], deadline: number): Promise<(AppendResult | Error)[]> {
     const { statement, params } = appendBatch(drafts);
     for (let attempt = 1; ; attempt++) {

@@ -30,6 +30,13 @@ export interface ChatLog {
   findByClientMsgId(roomId: number, senderId: number, clientMsgId: string): Promise<ChatMessage | null>;
   /** The room's last committed seq (0 when it has none). */
   lastSeq(roomId: number): Promise<number>;
+  /**
+   * Records a presenter claim's epoch with the room (never lowering it) and reads the room's tail:
+   * the last committed seq, and the highest epoch recorded (above `epoch`: a newer claim exists).
+   */
+  claimRoom(roomId: number, epoch: number): Promise<{ tail: number; epoch: number }>;
+  /** The highest presenter epoch recorded for the room (0 when none). */
+  presenterEpoch(roomId: number): Promise<number>;
   /** Last committed seqs of many rooms in one read (rooms without messages are absent). */
   lastSeqs(roomIds: number[]): Promise<Map<number, number>>;
   /** Throws when the store does not answer. */
@@ -77,7 +84,10 @@ export interface Presence {
   claim(roomId: number, claim: PresenceClaim): Promise<number>;
   /** Renews the TTL if connId still holds the room; false when it no longer does. */
   renew(roomId: number, connId: string): Promise<boolean>;
-  /** Re-asserts connId after a connection loss unless someone else took the room; false when taken. */
+  /**
+   * Re-asserts connId after a connection loss unless another connection's record with an epoch not
+   * below this one's is there; false when taken.
+   */
   reassert(roomId: number, record: PresenceRecord): Promise<boolean>;
   /**
    * Lets go of the room if connId still holds it: "stop" makes it not live at

@@ -1,5 +1,6 @@
 import { ErrorCode, type UserType } from "@chatrelay/protocol";
 import type { Logger } from "pino";
+import { failpoints } from "../ops/failpoints.js";
 import { uuidv7 } from "./ids.js";
 import type { ChatMessage } from "./message.js";
 import type { Policy } from "./policy.js";
@@ -81,7 +82,9 @@ export class PostPath {
     if (duplicate && message.text !== checked.text) throw idempotencyConflict();
     // Not awaited: the command is on its way to the bus before the answer is; a publish that is
     // lost anyway (bus down, node killed) is caught up from the log by the delivering node.
-    if (!duplicate) this.publish(message);
+    if (!duplicate && !(failpoints.enabled && (await failpoints.hit("post.before-publish")) === "drop")) {
+      this.publish(message);
+    }
     return { message, duplicate, presence: presence.state };
   }
 

@@ -2,9 +2,16 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { CloseCode, CloseReason, ErrorCode } from "@chatrelay/protocol";
 import type { Logger } from "pino";
+import { failpoints } from "../ops/failpoints.js";
 import type { ChatMessage } from "./message.js";
 import type { Bus, BusEvent, ChatLog, Presence, PresenceRecord } from "./ports.js";
-import { PresenterSession, type PresenterSink, type SessionEvents, type SessionOptions } from "./presenter-session.js";
+import {
+  type Holding,
+  PresenterSession,
+  type PresenterSink,
+  type SessionEvents,
+  type SessionOptions,
+} from "./presenter-session.js";
 import type { RelayMetrics } from "./relay.js";
 import { RelayError } from "./relay-error.js";
 import { runSpread } from "./spread.js";
@@ -75,6 +82,11 @@ export class PresenterRegistry {
       void this.dropSession(s, CloseCode.SlowConsumer, CloseReason.slowConsumer, "grace");
     },
     onError: (s, err) => this.logger.error({ err, roomId: s.roomId }, "presenter delivery failed"),
+    holds: (s) => this.holds(s),
+    onReplaced: (s) => {
+      this.logger.info({ roomId: s.roomId, connId: s.connId }, "presenter replaced (found by the log fence)");
+      void this.dropSession(s, CloseCode.Replaced, CloseReason.replaced, "keep");
+    },
   };
 
   start(): void {
@@ -101,11 +113,20 @@ export class PresenterRegistry {
       if (current) void this.dropSession(current, CloseCode.Replaced, CloseReason.replaced, "keep");
       this.sessions.set(roomId, session);
       this.metrics.presenters(1);
+      if (failpoints.enabled) await failpoints.hit("attach.after-claim");
       await this.bus.publish(roomId, { kind: "takeover", connId, epoch });
+      if (failpoints.enabled) await failpoints.hit("attach.before-tail");
 
       const lastSeq = options.lastSeq ?? (await this.defaultResume(roomId));
       // Read the log's tail only after the takeover notice is out: anything committed later reaches us on the bus.
-      const tail = await this.log.lastSeq(roomId);
+      // The same statement records our epoch with the room, where a Redis that loses its data cannot lose it.
+      const { tail, epoch: newest } = await this.log.claimRoom(roomId, epoch);
+      // Two attaches at once: the older claim must not say `ready` (and deliver) after the newer one.
+      // Checked last: a claim after this check publishes its notice on the channel we listen to.
+      if (newest > epoch || (await this.holds(session)) !== "yes") {
+        void this.dropSession(session, CloseCode.Replaced, CloseReason.replaced, "keep");
+        throw new RelayError(ErrorCode.ServiceUnavailable, "a newer presenter connection took the room meanwhile");
+      }
       options.onStart?.({ connId, tail, resumeFrom: lastSeq ?? null });
       if (lastSeq === undefined) await session.start(tail + 1, false);
       else await session.start(Math.min(lastSeq, tail) + 1, true);
@@ -156,9 +177,28 @@ export class PresenterRegistry {
     );
   }
 
+  /**
+   * Does presence still name this session's connection? "unknown" while Redis cannot answer or a
+   * resync has yet to put its record back (a lost key is then not a takeover).
+   */
+  private async holds(session: PresenterSession): Promise<Holding> {
+    if (this.awaitingResync.has(session)) return "unknown";
+    try {
+      const holder = await this.presence.get(session.roomId);
+      if (this.awaitingResync.has(session)) return "unknown";
+      return holder?.connId === session.connId ? "yes" : "no";
+    } catch (err) {
+      this.logger.warn({ err, roomId: session.roomId }, "could not read presence to fence a catch-up");
+      return "unknown";
+    }
+  }
+
   private onBusEvent(roomId: number, event: BusEvent): void {
     const session = this.sessions.get(roomId);
     if (!session) return;
+    // Back from a bus outage, not yet re-asserted: a newer connection may hold the room and its
+    // notice was lost with the connection. The resync catches up from the log once it knows.
+    if (this.awaitingResync.has(session)) return;
     if (event.kind === "message") {
       const confirming = this.confirmingTakeover.get(session);
       // Until a takeover notice is settled, what the new holder gets must not reach this one too.
@@ -173,7 +213,8 @@ export class PresenterRegistry {
   /**
    * A takeover notice alone never cuts a presenter: anyone who can publish on the bus could send
    * one. The new holder claims presence before it publishes the notice, so presence must name
-   * another connection. No record, or a failed lookup, keeps the session: the heartbeat decides.
+   * another connection (or none: the newer one already left). A failed lookup keeps the session
+   * but not what was held meanwhile: the fenced catch-up reads it from the log once presence answers.
    */
   private async confirmTakeover(session: PresenterSession): Promise<void> {
     const running = this.confirmingTakeover.get(session);
@@ -197,15 +238,17 @@ export class PresenterRegistry {
       this.confirmingTakeover.delete(session);
     }
     if (this.sessions.get(session.roomId) !== session) return;
-    if (holder === undefined || holder === null || holder.connId === session.connId) {
-      if (holder !== undefined) {
-        this.logger.debug({ roomId: session.roomId, connId: session.connId }, "takeover notice not backed by presence");
-      }
+    if (holder?.connId === session.connId) {
+      this.logger.debug({ roomId: session.roomId, connId: session.connId }, "takeover notice not backed by presence");
       for (const message of state.held) session.offer(message);
       return;
     }
+    if (holder === undefined || this.awaitingResync.has(session)) {
+      void session.catchUp();
+      return;
+    }
     this.logger.info(
-      { roomId: session.roomId, connId: session.connId, by: holder.connId },
+      { roomId: session.roomId, connId: session.connId, by: holder?.connId ?? null },
       "presenter replaced on another node",
     );
     void this.dropSession(session, CloseCode.Replaced, CloseReason.replaced, "keep");
@@ -295,6 +338,8 @@ export class PresenterRegistry {
    * `resyncSpreadMs`, a few sessions at a time, instead of one burst on Redis and the chat log.
    */
   private async resync(): Promise<void> {
+    // At once, before any message of the restored subscription is handled (see onBusEvent).
+    for (const s of this.sessions.values()) this.awaitingResync.add(s);
     if (this.resyncing) {
       this.resyncAgain = true;
       return;
@@ -321,12 +366,17 @@ export class PresenterRegistry {
       try {
         // Gone meanwhile (replaced, closed, drained): nothing to re-announce.
         if (this.draining || this.sessions.get(s.roomId) !== s) return;
-        const ours = await this.presence.reassert(s.roomId, {
-          nodeId: this.options.nodeId,
-          connId: s.connId,
-          epoch: s.epoch,
-          state: "live",
-        });
+        if (failpoints.enabled) await failpoints.hit("resync.before-reassert");
+        // Redis may have lost a newer claim with its data (restarted empty, perhaps twice): the log keeps
+        // the newest epoch. Checked first; a claim after it overwrites our record, which reassert then sees.
+        const ours =
+          (await this.log.presenterEpoch(s.roomId)) <= s.epoch &&
+          (await this.presence.reassert(s.roomId, {
+            nodeId: this.options.nodeId,
+            connId: s.connId,
+            epoch: s.epoch,
+            state: "live",
+          }));
         this.awaitingResync.delete(s);
         if (!ours) await this.dropSession(s, CloseCode.Replaced, CloseReason.replaced, "keep");
         else await s.catchUp();

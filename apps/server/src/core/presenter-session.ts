@@ -17,10 +17,17 @@ export interface SessionOptions {
   maxPending: number;
 }
 
+/** Whether presence still names a session's connection; "unknown" when it cannot be read now. */
+export type Holding = "yes" | "no" | "unknown";
+
 export interface SessionEvents {
   onDelivered(session: PresenterSession, message: ChatMessage): void;
   onSlowConsumer(session: PresenterSession): void;
   onError(session: PresenterSession, err: unknown): void;
+  /** Asked before rows read from the log are delivered (see catchUp). */
+  holds(session: PresenterSession): Promise<Holding>;
+  /** A newer connection holds the room: the session must end. */
+  onReplaced(session: PresenterSession): void;
 }
 
 /**
@@ -86,7 +93,14 @@ export class PresenterSession {
     this.scheduleGapFill();
   }
 
-  /** Reads everything after the last delivered seq from the log (resume, gap fill, bus resync). */
+  /**
+   * Reads everything after the last delivered seq from the log (resume, gap fill, bus resync).
+   *
+   * The fence: rows read from the log are delivered only once presence, read after them, still
+   * names this connection. A newer connection claims before it reads the tail it starts from, so
+   * anything committed after that tail is read here only after the claim, and the check sees it.
+   * (Bus messages need no check: the takeover notice precedes them on the room's channel.)
+   */
   async catchUp(): Promise<void> {
     if (this.closedFlag || this.nextSeq === 0) return;
     if (this.catchingUp) {
@@ -95,24 +109,30 @@ export class PresenterSession {
     }
     this.catchingUp = true;
     this.clearGapTimer();
+    let holding: Holding = "yes";
     try {
       do {
         this.catchUpAgain = false;
         for (;;) {
           const page = await this.log.since(this.roomId, this.nextSeq - 1, this.options.pageSize);
+          if (page.length > 0) holding = await this.events.holds(this);
+          if (holding !== "yes" || this.closedFlag) break;
           for (const m of page) {
             if (this.closedFlag) return;
             if (m.seq === this.nextSeq) this.deliver(m);
           }
           if (page.length < this.options.pageSize) break;
         }
-      } while (this.catchUpAgain && !this.closedFlag);
+      } while (this.catchUpAgain && holding === "yes" && !this.closedFlag);
     } catch (err) {
       this.events.onError(this, err);
     } finally {
       this.catchingUp = false;
     }
-    this.drainPending();
+    if (holding === "no") this.events.onReplaced(this);
+    // "unknown" (presence unreadable, or a resync pending): deliver nothing unfenced; the resync or
+    // the heartbeat's reconcile catches up once presence answers.
+    else if (holding === "yes") this.drainPending();
   }
 
   /** True when the log holds messages this session has not delivered yet (a publish that never arrived). */
@@ -168,7 +188,7 @@ export class PresenterSession {
   }
 
   private scheduleGapFill(): void {
-    if (this.gapTimer || this.catchingUp) return;
+    if (this.gapTimer || this.catchingUp || this.closedFlag) return;
     const delay = (this.pending?.size ?? 0) >= this.options.maxPending ? 0 : this.options.gapFillMs;
     this.gapTimer = setTimeout(() => {
       this.gapTimer = undefined;

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { RATE_LIMITS_OFF, TEST_JWT_SECRET } from "./tokens.js";
 
 const SERVER_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const SERVER_MAIN = join(SERVER_DIR, "dist", "main.js");
+export const SERVER_MAIN = process.env.CHATRELAY_TEST_SERVER_MAIN ?? join(SERVER_DIR, "dist", "main.js");
 
 /** A free loopback TCP port (the OS picks it). */
 export function freePort(): Promise<number> {
@@ -97,6 +97,29 @@ export class NodeProcess {
     const line = this.lines.find((l) => l.msg === "chatrelay listening");
     if (typeof line?.opsUrl !== "string") throw new Error(`${this.name} has not logged its ops address yet`);
     return line.opsUrl.replace("[::1]", "127.0.0.1");
+  }
+
+  /**
+   * Sets a failpoint on this node (it must have started with CHATRELAY_FAILPOINTS, e.g. "on"):
+   * "pause", "crash", "drop", "error", "sleep(ms)", "N*<task>", or "off" (which lets paused hits go on).
+   */
+  async failpoint(name: string, action: string): Promise<void> {
+    const res = await fetch(`${this.ops}/failpoints/${name}`, {
+      method: "PUT",
+      headers: { "content-type": "text/plain" },
+      body: action,
+    });
+    if (res.status !== 204)
+      throw new Error(`${this.name}: failpoint ${name}=${action} refused: ${res.status} ${await res.text()}`);
+  }
+
+  /** Resolves once this node logged a hit of the failpoint (the `n`-th hit, counting from the start). */
+  failpointHit(name: string, n = 1, timeoutMs = 15_000): Promise<void> {
+    return this.waitFor(
+      () => this.lines.filter((l) => l.msg === "failpoint hit" && l.failpoint === name).length >= n,
+      `hit #${n} of failpoint ${name}`,
+      timeoutMs,
+    );
   }
 
   /** Resolves when the process exits. */
