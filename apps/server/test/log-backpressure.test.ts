@@ -6,7 +6,7 @@ import { applyMigrations } from "../src/chatlog/migrate.js";
 import { PrismaChatLog } from "../src/chatlog/prisma-chat-log.js";
 import { uuidv7 } from "../src/core/ids.js";
 import { type HttpResult, request } from "./helpers/http.js";
-import { PrivatePostgres } from "./helpers/postgres-server.js";
+import { PrivatePostgres, withPgClient } from "./helpers/postgres-server.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { mintToken } from "./helpers/tokens.js";
 import { TestSocket } from "./helpers/ws-client.js";
@@ -30,25 +30,8 @@ const ENV = {
 const server = await PrivatePostgres.start();
 t.teardown(() => server.destroy());
 const DB = "chatrelay";
-{
-  const admin = new pg.Client({ connectionString: server.url() });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${DB}`);
-  await admin.end();
-}
-const DB_URL = server.url(DB);
-
-/** A short-lived connection of the test's own (never the node's). */
-async function withClient<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: DB_URL, connectionTimeoutMillis: 5000 });
-  c.on("error", () => {});
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
+const DB_URL = await server.createDatabase(DB);
+const withClient = <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => withPgClient(DB_URL, fn);
 
 /** Polls a condition (bounded): for states only the database can show. */
 async function until(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {

@@ -42,11 +42,14 @@ for (const mode of ["resume", "live"] as const) {
     await n2.failpoint("attach.after-claim", "1*pause");
     await n2.failpoint("attach.before-tail", "1*pause");
     const resumeFrom = mode === "resume" ? lastSeqOf(old) : undefined;
+    // The nodes serve every subtest: wait for this subtest's hits, not an earlier one's.
+    const claims = n2.failpointHits("attach.after-claim");
+    const tails = n2.failpointHits("attach.before-tail");
     const fresh = await connectPresenter(n2, room, resumeFrom);
-    await n2.failpointHit("attach.after-claim");
+    await n2.failpointHit("attach.after-claim", claims + 1);
     await stream.answered(15); // committed after the claim, before the notice
     await n2.failpoint("attach.after-claim", "off");
-    await n2.failpointHit("attach.before-tail");
+    await n2.failpointHit("attach.before-tail", tails + 1);
     await stream.answered(15); // committed after the notice, before the tail read
     await n2.failpoint("attach.before-tail", "off");
     const ready = await readyOf(fresh);
@@ -100,10 +103,13 @@ for (const order of ["older claim released first", "newer claim released first"]
     // Both attaches claim, then wait at the failpoint: the one on n1 claims first (older epoch).
     await n1.failpoint("attach.after-claim", "1*pause");
     await n2.failpoint("attach.after-claim", "1*pause");
+    // The nodes serve every subtest: wait for this subtest's hits, not an earlier one's.
+    const n1Claims = n1.failpointHits("attach.after-claim");
+    const n2Claims = n2.failpointHits("attach.after-claim");
     const older = await connectPresenter(n1, room);
-    await n1.failpointHit("attach.after-claim");
+    await n1.failpointHit("attach.after-claim", n1Claims + 1);
     const newer = await connectPresenter(n2, room);
-    await n2.failpointHit("attach.after-claim");
+    await n2.failpointHit("attach.after-claim", n2Claims + 1);
     await stream.answered(10);
 
     const [before, after] = order === "older claim released first" ? [n1, n2] : [n2, n1];

@@ -1,10 +1,10 @@
 import { performance } from "node:perf_hooks";
-import pg from "pg";
+import type pg from "pg";
 import t, { type Test } from "tap";
 import { lastSeqOf, strictlyIncreasing } from "./helpers/chat-load.js";
 import { messages, openPresenter } from "./helpers/cluster.js";
 import { request } from "./helpers/http.js";
-import { PrivatePostgres } from "./helpers/postgres-server.js";
+import { PrivatePostgres, withPgClient } from "./helpers/postgres-server.js";
 import { NodeProcess } from "./helpers/processes.js";
 import { readiness, waitForReadiness } from "./helpers/store-readiness.js";
 import { type PostRecord, PostTraffic } from "./helpers/store-traffic.js";
@@ -31,25 +31,8 @@ const ENV = {
 const server = await PrivatePostgres.start();
 t.teardown(() => server.destroy());
 const DB = "chatrelay";
-{
-  const admin = new pg.Client({ connectionString: server.url() });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${DB}`);
-  await admin.end();
-}
-const DB_URL = server.url(DB);
-
-/** A short-lived connection of the test's own (never the node's). */
-async function withClient<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: DB_URL, connectionTimeoutMillis: 5000 });
-  c.on("error", () => {});
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
+const DB_URL = await server.createDatabase(DB);
+const withClient = <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => withPgClient(DB_URL, fn);
 
 async function startNode(t: Test, name: string): Promise<NodeProcess> {
   const node = await NodeProcess.start(name, { DATABASE_URL: DB_URL, ...ENV });

@@ -1,4 +1,3 @@
-import pg from "pg";
 import { uniqueRedisPrefix } from "./databases.js";
 import { PrivatePostgres } from "./postgres-server.js";
 import { NodeProcess } from "./processes.js";
@@ -42,14 +41,11 @@ export class NemesisCluster {
     }
     const cluster = new NemesisCluster(redis, postgres, {});
     try {
-      const admin = new pg.Client({ connectionString: postgres.url() });
-      await admin.connect();
-      await admin.query(`CREATE DATABASE ${DB}`);
-      await admin.end();
+      const databaseUrl = await postgres.createDatabase(DB);
       Object.assign(cluster.env, {
         REDIS_URL: redis.url,
         REDIS_KEY_PREFIX: uniqueRedisPrefix(),
-        DATABASE_URL: postgres.url(DB),
+        DATABASE_URL: databaseUrl,
         ...env,
       });
       // One at a time: the first runs the migrations, and a 2-core machine starts them faster in a row.

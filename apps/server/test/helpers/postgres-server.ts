@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { freePort } from "./processes.js";
 
 /**
@@ -48,6 +49,12 @@ export class PrivatePostgres {
     }
     await server.restart();
     return server;
+  }
+
+  /** Creates a database on this server and returns its URL. */
+  async createDatabase(name: string): Promise<string> {
+    await withPgClient(this.url(), (admin) => admin.query(`CREATE DATABASE ${name}`));
+    return this.url(name);
   }
 
   /** (Re)starts the server on its data folder and port; resolves when it accepts connections. */
@@ -165,6 +172,18 @@ export class PrivatePostgres {
     const pid = this.child?.pid;
     if (pid === undefined) throw new Error("postgres is not running");
     return pid;
+  }
+}
+
+/** A short-lived connection of the test's own (never a node's), closed after `fn`. */
+export async function withPgClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
+  c.on("error", () => {});
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => {});
   }
 }
 

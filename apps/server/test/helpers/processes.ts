@@ -113,6 +113,11 @@ export class NodeProcess {
       throw new Error(`${this.name}: failpoint ${name}=${action} refused: ${res.status} ${await res.text()}`);
   }
 
+  /** Hits of the failpoint this node has logged so far (take it before the action that hits it). */
+  failpointHits(name: string): number {
+    return this.lines.filter((l) => l.msg === "failpoint hit" && l.failpoint === name).length;
+  }
+
   /** Resolves once this node logged a hit of the failpoint (the `n`-th hit, counting from the start). */
   failpointHit(name: string, n = 1, timeoutMs = 15_000): Promise<void> {
     return this.waitFor(
