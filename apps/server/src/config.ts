@@ -21,6 +21,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** PGlite data folder, or "memory://" for a throwaway in-memory log. */
   pgliteDataDir: string;
+  /** PGLITE_THREAD: "worker" (default) runs PGlite on a thread of its own; "main" on the event loop. */
+  pgliteThread: "worker" | "main";
   /** MIGRATIONS_DIR (absolute, checked to be a folder); unset means the nearest prisma/migrations. */
   migrationsDir: string | undefined;
   /** Redis URL; unset means the in-process bus and presence (one node). */
@@ -119,6 +121,8 @@ export { DEV_JWT_SECRET };
 export interface StoreConfig {
   databaseUrl: string | undefined;
   pgliteDataDir: string;
+  /** PGLITE_THREAD: "worker" (default) runs PGlite on a thread of its own; "main" on the event loop. */
+  pgliteThread: "worker" | "main";
   migrationsDir: string | undefined;
 }
 
@@ -153,9 +157,14 @@ function readStoreConfig({ read, url, problems }: EnvReader): StoreConfig {
   if (resolved !== undefined && statSync(resolved, { throwIfNoEntry: false })?.isDirectory() !== true) {
     problems.push(`MIGRATIONS_DIR=${JSON.stringify(migrationsDir)} is not a folder`);
   }
+  const pgliteThread = read("PGLITE_THREAD") ?? "worker";
+  if (pgliteThread !== "worker" && pgliteThread !== "main") {
+    problems.push(`PGLITE_THREAD must be "worker" or "main"`);
+  }
   return {
     databaseUrl: url("DATABASE_URL", ["postgres:", "postgresql:"]),
     pgliteDataDir: read("PGLITE_DATA_DIR") ?? DEFAULT_PGLITE_DATA_DIR,
+    pgliteThread: pgliteThread === "main" ? "main" : "worker",
     migrationsDir: resolved,
   };
 }

@@ -19,7 +19,11 @@ try {
 }
 
 try {
-  const db = await openDatabase({ databaseUrl: store.databaseUrl, pgliteDataDir: store.pgliteDataDir });
+  const db = await openDatabase({
+    databaseUrl: store.databaseUrl,
+    pgliteDataDir: store.pgliteDataDir,
+    pgliteThread: store.pgliteThread,
+  });
   try {
     const applied = await applyMigrations(db, store.migrationsDir);
     process.stdout.write(applied.length > 0 ? `applied: ${applied.join(", ")}\n` : "up to date\n");

@@ -66,6 +66,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const db = await openDatabase({
     databaseUrl: config.databaseUrl,
     pgliteDataDir: config.pgliteDataDir,
+    pgliteThread: config.pgliteThread,
     poolSize: config.database.readPoolSize,
     statementTimeoutMs: config.database.statementTimeoutMs,
     connectTimeoutMs: config.database.connectTimeoutMs,

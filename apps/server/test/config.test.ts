@@ -203,9 +203,14 @@ t.test("store config: only the store settings, no JWT demanded", async (t) => {
   t.same(store, {
     databaseUrl: "postgresql://u@db:5432/chat",
     pgliteDataDir: DEFAULT_PGLITE_DATA_DIR,
+    pgliteThread: "worker",
     migrationsDir: undefined,
   });
   t.throws(() => loadStoreConfig({ DATABASE_URL: "mysql://x" }), /DATABASE_URL/);
+  t.equal(loadStoreConfig({ PGLITE_THREAD: "main" }).pgliteThread, "main");
+  const bad = t.throws(() => loadStoreConfig({ PGLITE_THREAD: "ZQXJ-elsewhere" })) as ConfigError;
+  t.match(bad.message, /PGLITE_THREAD must be "worker" or "main"/);
+  t.notMatch(bad.message, /ZQXJ/, "the value is not echoed");
 
   const missing = join(tmpdir(), `chatrelay-no-such-dir-${process.pid}`);
   const err = t.throws(() => loadStoreConfig({ MIGRATIONS_DIR: missing })) as ConfigError;

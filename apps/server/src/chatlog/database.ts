@@ -7,6 +7,7 @@ import { PrismaClient } from "../generated/prisma/client.js";
 import { redactUrl, scrubPassword } from "../ops/redact-url.js";
 import { APPEND_PLAIN, type AppendRow } from "./append-statement.js";
 import { type BatchAppender, PgAppendWriter } from "./pg-append-writer.js";
+import { PGliteThread } from "./pglite-thread.js";
 
 /** Raw SQL access for what Prisma's prepared statements cannot do (multi-statement migration scripts). */
 export interface SqlSession {
@@ -29,6 +30,8 @@ export interface Database {
 export interface DatabaseOptions {
   databaseUrl: string | undefined;
   pgliteDataDir: string;
+  /** Where PGlite runs: a worker thread (SQL never holds the event loop) or the event loop itself. @default "worker" */
+  pgliteThread?: "worker" | "main";
   /** Connections in the PostgreSQL read pool (history, catch-up, lookups, readiness). */
   poolSize?: number;
   /** Server-side limit of every statement (`statement_timeout`); the client gives up a little later. */
@@ -41,7 +44,7 @@ export const DATABASE_DEFAULTS = { poolSize: 4, statementTimeoutMs: 5_000, conne
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   return options.databaseUrl === undefined
-    ? openPglite(options.pgliteDataDir)
+    ? openPglite(options.pgliteDataDir, options.pgliteThread ?? "worker")
     : openPostgres(options.databaseUrl, {
         poolSize: options.poolSize ?? DATABASE_DEFAULTS.poolSize,
         statementTimeoutMs: options.statementTimeoutMs ?? DATABASE_DEFAULTS.statementTimeoutMs,
@@ -117,14 +120,17 @@ async function openPostgres(
   };
 }
 
-async function openPglite(dataDir: string): Promise<Database> {
+async function openPglite(dataDir: string, thread: "worker" | "main"): Promise<Database> {
   if (!dataDir.startsWith("memory://")) mkdirSync(dataDir, { recursive: true });
-  const db = await PGlite.create(dataDir);
-  const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
+  // On a thread of its own, SQL in WebAssembly does not take the event loop from HTTP and sockets.
+  // PGliteThread offers the part of PGlite's interface used here, so either serves below.
+  const db: Pick<PGliteThread, "query" | "transaction" | "close"> =
+    thread === "worker" ? await PGliteThread.start(dataDir) : await PGlite.create(dataDir);
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(db as unknown as PGlite) });
   return {
     kind: "pglite",
     prisma,
-    // In this thread: it cannot stall the way a server can, so no deadline inside a batch (the queue's still applies).
+    // No deadline inside a batch: it cannot stall the way a server can (the queue's deadline still applies).
     appender: {
       // One connection, statements in turn: nothing commits between a statement's snapshot and its room locks.
       append: async (params, _deadline, statement = APPEND_PLAIN) =>
