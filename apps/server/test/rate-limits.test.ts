@@ -180,12 +180,28 @@ function expectRateLimited(t: Test, res: HttpResult<Record<string, unknown>>, wh
   t.match(res.headers.get("retry-after"), RETRY_AFTER, `${what}: Retry-After >= 1`);
 }
 
+// Every server starts here, before the root has a teardown: tap ends an idle root that has one,
+// and a top-level await between subtests would leave it idle.
 const limited = await startTestServer({
   RATE_LIMIT_ROOM: "3/60s",
   RATE_LIMIT_ROOM_PRIVILEGED: "6/60s",
   RATE_LIMIT_SENDER: "8/60s",
 });
-t.teardown(() => limited.shutdown());
+const addresses = await startTestServer({
+  TRUST_PROXY: "127.0.0.1",
+  RATE_LIMIT_ADDRESS_POSTS: "4/60s",
+  RATE_LIMIT_ADDRESS_SOCKETS: "3/60s",
+  RATE_LIMIT_ROOM: "2/2s",
+});
+const defaults = await startTestServer({
+  // Unset: the default 20/30s. The others explicitly "off".
+  RATE_LIMIT_ROOM: undefined,
+  RATE_LIMIT_ROOM_PRIVILEGED: "off",
+  RATE_LIMIT_SENDER: "off",
+  RATE_LIMIT_ADDRESS_POSTS: "off",
+  RATE_LIMIT_ADDRESS_SOCKETS: "off",
+});
+t.teardown(() => Promise.all([limited.shutdown(), addresses.shutdown(), defaults.shutdown()]));
 
 t.test("a viewer's 4th post within the window: 429 rate_limited; nothing logged or delivered", async (t) => {
   const room = 301;
@@ -277,14 +293,6 @@ t.test("RATE_LIMIT_SENDER counts one sender across rooms", async (t) => {
   for (const h of hosts) h.close(1000);
 });
 
-const addresses = await startTestServer({
-  TRUST_PROXY: "127.0.0.1",
-  RATE_LIMIT_ADDRESS_POSTS: "4/60s",
-  RATE_LIMIT_ADDRESS_SOCKETS: "3/60s",
-  RATE_LIMIT_ROOM: "2/2s",
-});
-t.teardown(() => addresses.shutdown());
-
 t.test(
   "RATE_LIMIT_ADDRESS_SOCKETS: the (N+1)th open from an address is refused with 429 before the token is read",
   async (t) => {
@@ -368,16 +376,6 @@ t.test("a refused post consumes nothing: waiting Retry-After is enough", async (
   t.equal(after.body.seq, 3, "the refused posts took no seq");
   host.close(1000);
 });
-
-const defaults = await startTestServer({
-  // Unset: the default 20/30s. The others explicitly "off".
-  RATE_LIMIT_ROOM: undefined,
-  RATE_LIMIT_ROOM_PRIVILEGED: "off",
-  RATE_LIMIT_SENDER: "off",
-  RATE_LIMIT_ADDRESS_POSTS: "off",
-  RATE_LIMIT_ADDRESS_SOCKETS: "off",
-});
-t.teardown(() => defaults.shutdown());
 
 t.test('unset means the default (20/30s per room); "off" switches a limit off', async (t) => {
   const rooms = [321, 322, 323, 324];

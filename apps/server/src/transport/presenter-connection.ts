@@ -60,8 +60,6 @@ export class PresenterConnection implements PresenterSink {
   private expiryTimer: NodeJS.Timeout | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private badFrames = 0;
-  /** The socket is corked until the end of this turn (see corkForTick). */
-  private corked = false;
   private badFramesSince = 0;
   /** Payload of our last ping while its pong is outstanding; only its echo proves the peer reads. */
   private pingPayload: Buffer | undefined;
@@ -115,27 +113,8 @@ export class PresenterConnection implements PresenterSink {
    */
   send(message: ChatMessage): number {
     const text = this.codec.message(message, this.wantsEvents);
-    if (text !== undefined) {
-      this.corkForTick();
-      this.ws.send(text);
-    }
+    if (text !== undefined) this.ws.send(text);
     return this.ws.bufferedAmount;
-  }
-
-  /**
-   * Frames delivered in one turn of the event loop (a burst read from the bus, a replay page) leave
-   * in one write: the TCP socket is corked until the turn ends. ws exposes no socket, hence `_socket`.
-   */
-  private corkForTick(): void {
-    if (this.corked) return;
-    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
-    if (socket === undefined) return;
-    this.corked = true;
-    socket.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      socket.uncork();
-    });
   }
 
   /** A liveness round: a socket that did not echo the previous ping is cut. */
