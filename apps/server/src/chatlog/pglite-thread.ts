@@ -57,9 +57,13 @@ export class PGliteThread {
     const worker = new Worker(entry, { ...extra, workerData: { dataDir } });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(err);
+      // A thread that ends before it is ready (an unreadable data folder) must not leave start-up hanging.
+      const onExit = (code: number) => reject(new Error(`the chat log's thread exited (${code}) before it was ready`));
       worker.once("error", onError);
+      worker.once("exit", onExit);
       worker.once("message", () => {
         worker.off("error", onError);
+        worker.off("exit", onExit);
         resolve();
       });
     });
