@@ -3,7 +3,7 @@ import type { BenchConfig } from "../config.js";
 import { Generator } from "../load/generator.js";
 import { type LatencySummary, Phase, summarize, Tracker } from "../load/tracker.js";
 import { startHelperProcess } from "../targets.js";
-import { CpuMeter, type CpuReport } from "../util/cpu.js";
+import { CpuMeter, type CpuReport, weightedCpu } from "../util/cpu.js";
 import { withTimeout } from "../util/procs.js";
 import { mintToken } from "../util/services.js";
 import { Teardown } from "./deploy-kit.js";
@@ -118,17 +118,7 @@ function pool(phases: Phase[]): StreamSummary {
 
 /** Each round's CPU report averaged (phases of one kind have the same length). */
 function meanCpu(reports: CpuReport[]): CpuReport {
-  const avg = (pick: (c: CpuReport) => number) => round1(reports.reduce((s, c) => s + pick(c), 0) / reports.length);
-  const targets: Record<string, number> = {};
-  for (const name of Object.keys(reports[0]?.targets ?? {})) targets[name] = avg((c) => c.targets[name] ?? 0);
-  return {
-    generator: avg((c) => c.generator),
-    targets,
-    postgres: avg((c) => c.postgres),
-    redis: avg((c) => c.redis),
-    machineBusy: avg((c) => c.machineBusy),
-    others: avg((c) => c.others),
-  };
+  return weightedCpu(reports.map((cpu) => ({ cpu, weight: 1 / reports.length })));
 }
 
 /** GCRA's most admissions within `seconds`: a burst of `count`, then `count` per window. */

@@ -3,7 +3,7 @@ import { Generator } from "../load/generator.js";
 import type { PresenterGroup } from "../load/presenters.js";
 import { type LatencySummary, Phase, type PhaseMode, summarize, Tracker } from "../load/tracker.js";
 import { pgliteDataDir, startHelperServer } from "../targets.js";
-import { CpuMeter, type CpuReport } from "../util/cpu.js";
+import { CpuMeter, type CpuReport, weightedCpu } from "../util/cpu.js";
 import { diffNodes, type NodePhaseMetrics, snapshotNodes } from "../util/node-metrics.js";
 import { withTimeout } from "../util/procs.js";
 import { mintToken } from "../util/services.js";
@@ -266,18 +266,7 @@ function mergeRounds(rounds: MeasuredPhase[], delivers: boolean): PhaseResult {
   merged.startedAt = 0;
   merged.endedAt = seconds * 1000;
   const weight = (r: PhaseResult) => r.seconds / Math.max(1e-9, seconds);
-  const avg = (pick: (c: CpuReport) => number) =>
-    Math.round(rounds.reduce((s, { result }) => s + pick(result.cpu) * weight(result), 0) * 10) / 10;
-  const targets: Record<string, number> = {};
-  for (const name of Object.keys(rounds[0]?.result.cpu.targets ?? {})) targets[name] = avg((c) => c.targets[name] ?? 0);
-  const cpu: CpuReport = {
-    generator: avg((c) => c.generator),
-    targets,
-    postgres: avg((c) => c.postgres),
-    redis: avg((c) => c.redis),
-    machineBusy: avg((c) => c.machineBusy),
-    others: avg((c) => c.others),
-  };
+  const cpu = weightedCpu(rounds.map(({ result }) => ({ cpu: result.cpu, weight: weight(result) })));
   const nodes: Record<string, NodePhaseMetrics> = {};
   for (const name of Object.keys(rounds[0]?.result.nodes ?? {})) {
     const all = rounds.map((r) => r.result.nodes[name]).filter((m): m is NodePhaseMetrics => m !== undefined);

@@ -91,3 +91,19 @@ export class CpuMeter {
     return { generator, targets, postgres, redis, machineBusy, others };
   }
 }
+
+/** The weighted mean of CPU reports (weights summing to 1), each figure to one decimal. */
+export function weightedCpu(parts: { cpu: CpuReport; weight: number }[]): CpuReport {
+  const avg = (pick: (c: CpuReport) => number) =>
+    Math.round(parts.reduce((s, { cpu, weight }) => s + pick(cpu) * weight, 0) * 10) / 10;
+  const targets: Record<string, number> = {};
+  for (const name of Object.keys(parts[0]?.cpu.targets ?? {})) targets[name] = avg((c) => c.targets[name] ?? 0);
+  return {
+    generator: avg((c) => c.generator),
+    targets,
+    postgres: avg((c) => c.postgres),
+    redis: avg((c) => c.redis),
+    machineBusy: avg((c) => c.machineBusy),
+    others: avg((c) => c.others),
+  };
+}
