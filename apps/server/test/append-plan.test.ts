@@ -1,4 +1,4 @@
-import pg from "pg";
+import type pg from "pg";
 import t from "tap";
 import { openDatabase } from "../src/chatlog/database.js";
 import { applyMigrations } from "../src/chatlog/migrate.js";
