@@ -28,7 +28,9 @@ const db = await openDatabase({ databaseUrl: undefined, pgliteDataDir: "memory:/
 await applyMigrations(db);
 const log = new PrismaChatLog(db, 100);
 const bus = new LossyBus();
-const presence = new MemoryPresence(600, 10_000);
+// A 3 s presence TTL (heartbeat every second): long enough that a slow first attach on a loaded
+// machine (PGlite's first statements) cannot outlive its own claim, which fails the attach.
+const presence = new MemoryPresence(3000, 10_000);
 const relay = new Relay(
   log,
   bus,
@@ -39,7 +41,7 @@ const relay = new Relay(
     maxTextLength: 500,
     gapFillMs: 50,
     sendBufferBytes: 1 << 20,
-    presenceTtlMs: 600,
+    presenceTtlMs: 3000,
     resumeDefault: "live",
   },
   pino({ level: "silent" }),
@@ -81,7 +83,7 @@ const send = (roomId: number, text: string) =>
   relay.send({ roomId, senderId: 9, nickname: "v", userType: "viewer", text });
 
 // Gap fill itself (a lost publish, then another message) is proven by gap-fill.test.ts, with the
-// heartbeat out of the way: here the 200 ms heartbeat would deliver the message on its own.
+// heartbeat out of the way: here the heartbeat (every second) would deliver the message on its own.
 
 t.test("a lost publish with nothing after it: the heartbeat's reconcile delivers it", async (t) => {
   const s = sink();
