@@ -17,11 +17,14 @@ import type { Relay } from "./core/relay.js";
 import { RelayError } from "./core/relay-error.js";
 import { failpoints } from "./ops/failpoints.js";
 import type { Metrics } from "./ops/metrics.js";
+import { consoleRoutes } from "./transport/console-routes.js";
 import { problem, seedError, seedStatusOf, statusOf } from "./transport/error-replies.js";
 import { failpointRoutes } from "./transport/failpoint-routes.js";
 import { moderationRoutes } from "./transport/moderation-routes.js";
+import { registerApiDocs } from "./transport/openapi.js";
 import { opsRoutes, type ReadinessCheck } from "./transport/ops-routes.js";
 import { PresenterSockets } from "./transport/presenter-sockets.js";
+import { roomStatusRoutes } from "./transport/room-status-routes.js";
 import { seedRoutes } from "./transport/seed-routes.js";
 import { v1Routes } from "./transport/v1-routes.js";
 
@@ -141,6 +144,8 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
       autoPong: false,
     },
   });
+  // Before any route: the OpenAPI document and the route list collect routes as they are added.
+  await registerApiDocs(app as unknown as FastifyInstance);
   const sockets = new PresenterSockets(
     {
       relay: deps.relay,
@@ -180,6 +185,8 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
     canSeeDeleted: (principal, roomId) => deps.moderation.moderates(principal, roomId),
   });
   await app.register(moderationRoutes, { moderation: deps.moderation, verifyToken: deps.verifyToken });
+  await app.register(roomStatusRoutes, { relay: deps.relay, verifyToken: deps.verifyToken });
+  await app.register(consoleRoutes);
   return { app: app as unknown as FastifyInstance, sockets };
 }
 

@@ -7,6 +7,7 @@ import { DEV_JWT_SECRET, secretWeakness } from "./auth/secret-strength.js";
 import { DEFAULT_CLOCK_TOLERANCE_S, DEFAULT_MAX_TOKEN_AGE_S, DEFAULT_MODERATOR_CLAIM } from "./auth/token-verifier.js";
 import { type GateLimits, type Limit, parseLimit } from "./core/rate-limit.js";
 import { type FailAction, type FailpointName, parseFailpointSpec } from "./ops/failpoints.js";
+import type { LogFormat } from "./ops/log-format.js";
 
 /** The server's whole configuration, read once from the environment at start-up. */
 export interface Config {
@@ -14,6 +15,8 @@ export interface Config {
   host: string;
   nodeId: string;
   logLevel: string;
+  /** LOG_FORMAT: "json" or "pretty"; undefined = pretty when stdout is a terminal, JSON otherwise. */
+  logFormat: LogFormat | undefined;
   production: boolean;
   /** CHATRELAY_FAILPOINTS: fault injection for tests (ops/failpoints.ts); undefined = off. */
   failpoints: [FailpointName, FailAction | null][] | undefined;
@@ -225,6 +228,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
     problems.push(`LOG_LEVEL=${logLevel} is not one of fatal, error, warn, info, debug, trace, silent`);
   }
+  const logFormat = read("LOG_FORMAT");
+  if (logFormat !== undefined && logFormat !== "json" && logFormat !== "pretty") {
+    problems.push(`LOG_FORMAT must be "json" or "pretty" (unset: pretty on a terminal, JSON otherwise)`);
+  }
 
   let secret = read("JWT_SECRET");
   const jwksUrl = url("JWT_JWKS_URL", ["http:", "https:"]);
@@ -291,6 +298,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: host ?? "0.0.0.0",
     nodeId: read("NODE_ID") ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`,
     logLevel,
+    logFormat: logFormat === "json" || logFormat === "pretty" ? logFormat : undefined,
     production,
     failpoints,
     ...store,

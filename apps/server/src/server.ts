@@ -15,7 +15,9 @@ import { ModerationService } from "./core/moderation.js";
 import type { Bus, ChatLog, Gate, Presence } from "./core/ports.js";
 import { Relay } from "./core/relay.js";
 import { failpoints } from "./ops/failpoints.js";
+import { chooseLogFormat, logDestination } from "./ops/log-format.js";
 import { Metrics } from "./ops/metrics.js";
+import { logWhereToStart } from "./ops/start-lines.js";
 import type { ReadinessCheck } from "./transport/ops-routes.js";
 import type { PresenterSockets } from "./transport/presenter-sockets.js";
 
@@ -34,7 +36,8 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
-export function createLogger(config: Config): Logger {
+export function createLogger(config: Config, stdoutIsTty = process.stdout.isTTY === true): Logger {
+  const format = chooseLogFormat(config.logFormat, stdoutIsTty);
   return pino(
     {
       level: config.logLevel,
@@ -44,9 +47,7 @@ export function createLogger(config: Config): Logger {
         censor: "[redacted]",
       },
     },
-    // Asynchronous stdout: a synchronous write per request line costs more than the request itself.
-    // Flushed on shutdown; pino flushes what it can on a crash.
-    pino.destination({ dest: 1, sync: false }),
+    logDestination(format, stdoutIsTty),
   );
 }
 
@@ -138,6 +139,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const opsUrl = await ops.listen({ port: config.ops.port, host: config.ops.host });
   const url = await app.listen({ port: config.port, host: config.host });
   logger.info({ url, opsUrl, chatlog: db.kind, bus: config.redisUrl ? "redis" : "memory" }, "chatrelay listening");
+  logWhereToStart(logger, url);
 
   let stopping: Promise<void> | undefined;
   const shutdown = () => {

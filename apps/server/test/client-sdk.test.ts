@@ -2,7 +2,7 @@ import { type ChatMessageView, ChatSender, PresenterClient, type ReadyInfo, type
 import t from "tap";
 import { WebSocket } from "ws";
 import { createTestDatabase, uniqueRedisPrefix } from "./helpers/databases.js";
-import { type RunningNginx, startNginx } from "./helpers/nginx.js";
+import { type NginxCluster, startNginxCluster } from "./helpers/nginx-cluster.js";
 import { withPgClient } from "./helpers/postgres-server.js";
 import { NodeProcess } from "./helpers/processes.js";
 import { PrivateRedis } from "./helpers/redis-server.js";
@@ -22,16 +22,14 @@ const env = {
   REDIS_KEY_PREFIX: uniqueRedisPrefix(),
   CHATRELAY_FAILPOINTS: "on",
 };
-const nodes: NodeProcess[] = [];
-let proxy: RunningNginx | undefined;
 const clients: PresenterClient[] = [];
+let cluster: NginxCluster | undefined;
 
 let cleaned: Promise<void> | undefined;
 const cleanup = () => {
   cleaned ??= (async () => {
     for (const c of clients) c.close();
-    await proxy?.stop();
-    await Promise.allSettled(nodes.map((n) => n.kill("SIGKILL")));
+    await cluster?.stop();
     await redis.stop();
     await db.drop();
   })();
@@ -41,16 +39,12 @@ t.teardown(cleanup);
 
 // Everything starts before the first subtest (tap ends the root test once its queue is empty).
 try {
-  const started = await Promise.allSettled(["c1", "c2", "c3"].map((name) => NodeProcess.start(name, env)));
-  for (const r of started) if (r.status === "fulfilled") nodes.push(r.value);
-  const failed = started.find((r) => r.status === "rejected");
-  if (failed) throw failed.reason;
-  proxy = await startNginx(nodes.map((n) => n.port));
+  cluster = await startNginxCluster(["c1", "c2", "c3"], env);
 } catch (err) {
   await cleanup();
   throw err;
 }
-const via = proxy;
+const { nodes, proxy: via } = cluster;
 
 /** Replaces a dead node with a new process of the same name on the same port (nginx's upstream). */
 async function restart(node: NodeProcess): Promise<void> {

@@ -2,8 +2,9 @@ import { createServer, type Socket } from "node:net";
 import t from "tap";
 import { createTestDatabase, REDIS_URL, uniqueRedisPrefix } from "./helpers/databases.js";
 import { request } from "./helpers/http.js";
-import { nginxConfigTest, type RunningNginx, startNginx } from "./helpers/nginx.js";
-import { freePort, NodeProcess } from "./helpers/processes.js";
+import { nginxConfigTest, startNginx } from "./helpers/nginx.js";
+import { type NginxCluster, startNginxCluster } from "./helpers/nginx-cluster.js";
+import { freePort, type NodeProcess } from "./helpers/processes.js";
 import { mintToken } from "./helpers/tokens.js";
 import { TestSocket } from "./helpers/ws-client.js";
 
@@ -16,16 +17,14 @@ const CONCURRENCY = 4;
 
 const db = await createTestDatabase();
 const prefix = uniqueRedisPrefix();
-const nodes: NodeProcess[] = [];
-let proxy: RunningNginx | undefined;
 const sockets: TestSocket[] = [];
+let cluster: NginxCluster | undefined;
 
 let cleaned: Promise<void> | undefined;
 const cleanup = () => {
   cleaned ??= (async () => {
     for (const s of sockets) s.terminate();
-    await proxy?.stop();
-    await Promise.allSettled(nodes.map((n) => n.kill("SIGKILL")));
+    await cluster?.stop();
     await db.drop();
   })();
   return cleaned;
@@ -35,21 +34,13 @@ t.teardown(cleanup);
 // Set up before the first subtest (tap ends the root test once its queue is
 // empty); a failed start still stops whatever did start.
 try {
-  const started = await Promise.allSettled(
-    ["n1", "n2", "n3"].map((name) =>
-      NodeProcess.start(name, { DATABASE_URL: db.url, REDIS_URL, REDIS_KEY_PREFIX: prefix }),
-    ),
-  );
-  for (const r of started) if (r.status === "fulfilled") nodes.push(r.value);
-  const failed = started.find((r) => r.status === "rejected");
-  if (failed) throw failed.reason;
-  proxy = await startNginx(nodes.map((n) => n.port));
+  cluster = await startNginxCluster(["n1", "n2", "n3"], { DATABASE_URL: db.url, REDIS_URL, REDIS_KEY_PREFIX: prefix });
 } catch (err) {
   await cleanup();
   throw err;
 }
+const { nodes, proxy: via } = cluster;
 const upstreamPorts = nodes.map((n) => n.port);
-const via = proxy;
 
 /** This node's `chatrelay_posts_total{outcome="accepted"}`, read from the node itself (not through nginx). */
 async function acceptedPosts(node: NodeProcess): Promise<number> {

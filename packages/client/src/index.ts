@@ -1,4 +1,10 @@
-export type { ChatMessageView, ModerationEventView, PostMessageResult } from "@chatrelay/protocol";
+export type {
+  ChatMessageView,
+  HistoryPage,
+  ModerationEventView,
+  PostMessageResult,
+  RoomStatus,
+} from "@chatrelay/protocol";
 export { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 export type { FetchLike, WebSocketConstructor, WebSocketLike } from "./platform.js";
 export {

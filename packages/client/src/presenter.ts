@@ -70,6 +70,9 @@ export type PresenterEvents = {
   error: (err: Error) => void;
 };
 
+/** How soon a refresh that got no newer token asks the token source again. */
+const REFRESH_RETRY_MS = 1000;
+
 /** Closes after which reconnecting cannot help: stopped, or replaced by the same presenter's newer connection. */
 const FINAL_CLOSES = new Set<number>([CloseCode.Normal, CloseCode.Replaced]);
 
@@ -352,14 +355,30 @@ export class PresenterClient extends Emitter<PresenterEvents> {
   }
 
   private async refresh(): Promise<void> {
+    let token: string;
     try {
-      const token = await currentToken(this.options.token);
-      if (token === this.token) return;
-      this.token = token;
-      this.sendFrame({ type: "auth", token });
+      token = await currentToken(this.options.token);
     } catch (err) {
       this.emit("error", new Error(`token refresh failed: ${toError(err).message}`));
+      return this.retryRefresh();
     }
+    // A source that still gives the same token (or one expiring no later) is asked again shortly.
+    if (token === this.token || (tokenExpiry(token) ?? 0) <= (tokenExpiry(this.token) ?? 0)) return this.retryRefresh();
+    this.token = token;
+    // The server's `authenticated` answer schedules the next refresh.
+    this.sendFrame({ type: "auth", token });
+  }
+
+  private retryRefresh(): void {
+    const expiry = tokenExpiry(this.token);
+    if (expiry === undefined || expiry <= Date.now() || this.stateValue !== "open") return;
+    this.refreshTimer = timer(
+      () => {
+        this.refreshTimer = undefined;
+        void this.refresh();
+      },
+      Math.min(REFRESH_RETRY_MS, Math.max(0, (expiry - Date.now()) / 2)),
+    );
   }
 
   private schedulePing(): void {

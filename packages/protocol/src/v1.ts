@@ -197,3 +197,25 @@ export const problemSchema = {
     instance: { type: "string" },
   },
 } as const;
+
+/** GET /v1/rooms/:roomId/status answer: whether the room is on air, and where its presenter is connected. */
+export interface RoomStatus {
+  roomId: number;
+  /** "live": a presenter is connected; "grace": it is reconnecting (posts still accepted); "offline". */
+  state: "live" | "grace" | "offline";
+  /** The node holding the presenter's socket (its NODE_ID), null when offline. */
+  presenterNode: string | null;
+  /** The room's newest seq in the chat log (0 before its first message). */
+  lastSeq: number;
+}
+
+export const roomStatusSchema = {
+  type: "object",
+  required: ["roomId", "state", "presenterNode", "lastSeq"],
+  properties: {
+    roomId: { type: "integer" },
+    state: { type: "string", enum: ["live", "grace", "offline"] },
+    presenterNode: { anyOf: [{ type: "string" }, { type: "null" }] },
+    lastSeq: { type: "integer" },
+  },
+} as const;

@@ -31,9 +31,9 @@ export class Relay {
   private readonly registry: PresenterRegistry;
 
   constructor(
-    log: ChatLog,
+    private readonly log: ChatLog,
     bus: Bus,
-    presence: Presence,
+    private readonly presence: Presence,
     private readonly gate: Gate,
     options: RelayOptions,
     logger: Logger,
@@ -59,6 +59,16 @@ export class Relay {
   /** Newest first, seq < before (moderation events too with `options.events`). */
   history(roomId: number, before: number | undefined, limit: number, options?: HistoryOptions): Promise<ChatMessage[]> {
     return this.posts.history(roomId, before, limit, options);
+  }
+
+  /** Whether a room is on air, on which node, and its newest seq (for the console and operators). */
+  async roomStatus(
+    roomId: number,
+  ): Promise<{ state: "live" | "grace" | "offline"; presenterNode: string | null; lastSeq: number }> {
+    const [record, lastSeq] = await Promise.all([this.presence.get(roomId), this.log.lastSeq(roomId)]);
+    return record === null
+      ? { state: "offline", presenterNode: null, lastSeq }
+      : { state: record.state, presenterNode: record.nodeId, lastSeq };
   }
 
   /** Puts a committed entry (a message or a moderation event) on its room's bus channel. */

@@ -27,6 +27,7 @@ import type { Principal, TokenVerifier } from "../auth/token-verifier.js";
 import type { ModerationActor, ModerationOutcome, ModerationRequest, ModerationService } from "../core/moderation.js";
 import type { RoomModerationState } from "../core/moderation-state.js";
 import { RelayError } from "../core/relay-error.js";
+import { ApiTag, BEARER_SECURITY } from "./api-doc.js";
 import { bearerAuthentication } from "./authenticate.js";
 import { parseId } from "./ids.js";
 
@@ -53,6 +54,15 @@ const errorResponses = {
 };
 const changed = { 200: moderationResultSchema, ...errorResponses };
 const viewed = { 200: roomModerationViewSchema, ...errorResponses };
+
+/** The route's entry in the OpenAPI document (descriptive keywords only). */
+const doc = (summary: string, description: string) => ({
+  summary,
+  description,
+  tags: [ApiTag.moderation],
+  security: BEARER_SECURITY,
+});
+const CHANGE = "Answers the moderation event's `seq` and `action` with the room's new";
 
 /**
  * The v1 moderation routes (docs/protocol.md "Moderation"): settings, moderators, bans and
@@ -82,14 +92,32 @@ export const moderationRoutes: FastifyPluginAsync<ModerationRoutesOptions> = asy
 
   app.put<{ Params: RoomParams; Body: RoomSettingsBody }>(
     "/v1/rooms/:roomId/settings",
-    { schema: { params: roomParamsSchema, body: roomSettingsBodySchema, response: changed }, onRequest },
+    {
+      schema: {
+        ...doc(
+          "Change the room's settings",
+          `Presenter or moderator: slow mode, moderators only, the room's text limit. ${CHANGE} settings.`,
+        ),
+        params: roomParamsSchema,
+        body: roomSettingsBodySchema,
+        response: changed,
+      },
+      onRequest,
+    },
     async (request) =>
       act(request, { roomId: roomIdOf(request.params), action: "settings", settings: request.body }, "settings"),
   );
 
   app.get<{ Params: RoomParams }>(
     "/v1/rooms/:roomId/settings",
-    { schema: { params: roomParamsSchema, response: viewed }, onRequest },
+    {
+      schema: {
+        ...doc("Read the room's settings", "Any token: the settings and the room's moderation version."),
+        params: roomParamsSchema,
+        response: viewed,
+      },
+      onRequest,
+    },
     async (request): Promise<RoomModerationView> => view(request, roomIdOf(request.params), "settings"),
   );
 
@@ -97,7 +125,14 @@ export const moderationRoutes: FastifyPluginAsync<ModerationRoutesOptions> = asy
 
   app.put<{ Params: UserParams }>(
     "/v1/rooms/:roomId/moderators/:userId",
-    { schema: { params: roomUserParamsSchema, response: changed }, onRequest },
+    {
+      schema: {
+        ...doc("Appoint a moderator", `The presenter only. ${CHANGE} moderator list.`),
+        params: roomUserParamsSchema,
+        response: changed,
+      },
+      onRequest,
+    },
     async (request) => {
       const { roomId, userId } = roomUserOf(request.params);
       return act(request, { roomId, action: "moderator_add", userId }, "moderators");
@@ -106,7 +141,14 @@ export const moderationRoutes: FastifyPluginAsync<ModerationRoutesOptions> = asy
 
   app.delete<{ Params: UserParams }>(
     "/v1/rooms/:roomId/moderators/:userId",
-    { schema: { params: roomUserParamsSchema, response: changed }, onRequest },
+    {
+      schema: {
+        ...doc("Remove a moderator", `The presenter only. ${CHANGE} moderator list.`),
+        params: roomUserParamsSchema,
+        response: changed,
+      },
+      onRequest,
+    },
     async (request) => {
       const { roomId, userId } = roomUserOf(request.params);
       return act(request, { roomId, action: "moderator_remove", userId }, "moderators");
@@ -115,7 +157,14 @@ export const moderationRoutes: FastifyPluginAsync<ModerationRoutesOptions> = asy
 
   app.get<{ Params: RoomParams }>(
     "/v1/rooms/:roomId/moderators",
-    { schema: { params: roomParamsSchema, response: viewed }, onRequest },
+    {
+      schema: {
+        ...doc("List the room's moderators", "Any token: the moderators the presenter appointed."),
+        params: roomParamsSchema,
+        response: viewed,
+      },
+      onRequest,
+    },
     async (request): Promise<RoomModerationView> => view(request, roomIdOf(request.params), "moderators"),
   );
 
@@ -124,7 +173,15 @@ export const moderationRoutes: FastifyPluginAsync<ModerationRoutesOptions> = asy
   app.put<{ Params: UserParams; Body: BanBody | undefined }>(
     "/v1/rooms/:roomId/bans/:userId",
     {
-      schema: { params: roomUserParamsSchema, body: banBodySchema, response: changed },
+      schema: {
+        ...doc(
+          "Ban a user from the room",
+          `Presenter or moderator; the body (a reason) is optional. ${CHANGE} bans and timeouts.`,
+        ),
+        params: roomUserParamsSchema,
+        body: banBodySchema,
+        response: changed,
+      },
       onRequest,
       // The body is optional: none at all reads as `{}` (a body that is there is validated as usual).
       preValidation: async (request) => {
@@ -144,7 +201,18 @@ export const moderationRoutes: FastifyPluginAsync<ModerationRoutesOptions> = asy
 
   app.put<{ Params: UserParams; Body: TimeoutBody }>(
     "/v1/rooms/:roomId/timeouts/:userId",
-    { schema: { params: roomUserParamsSchema, body: timeoutBodySchema, response: changed }, onRequest },
+    {
+      schema: {
+        ...doc(
+          "Time a user out",
+          `Presenter or moderator: no posts for \`durationS\` (1 s to 14 days). ${CHANGE} bans and timeouts.`,
+        ),
+        params: roomUserParamsSchema,
+        body: timeoutBodySchema,
+        response: changed,
+      },
+      onRequest,
+    },
     async (request) => {
       const { roomId, userId } = roomUserOf(request.params);
       const { durationS, reason } = request.body;
@@ -155,7 +223,14 @@ export const moderationRoutes: FastifyPluginAsync<ModerationRoutesOptions> = asy
 
   app.delete<{ Params: UserParams }>(
     "/v1/rooms/:roomId/bans/:userId",
-    { schema: { params: roomUserParamsSchema, response: changed }, onRequest },
+    {
+      schema: {
+        ...doc("Lift a ban or a timeout", `Presenter or moderator. ${CHANGE} bans and timeouts.`),
+        params: roomUserParamsSchema,
+        response: changed,
+      },
+      onRequest,
+    },
     async (request) => {
       const { roomId, userId } = roomUserOf(request.params);
       return act(request, { roomId, action: "unban", userId }, "restrictions");
@@ -164,7 +239,14 @@ export const moderationRoutes: FastifyPluginAsync<ModerationRoutesOptions> = asy
 
   app.get<{ Params: RoomParams }>(
     "/v1/rooms/:roomId/bans",
-    { schema: { params: roomParamsSchema, response: viewed }, onRequest },
+    {
+      schema: {
+        ...doc("List bans and timeouts", "Presenter or moderator: the active bans and timeouts."),
+        params: roomParamsSchema,
+        response: viewed,
+      },
+      onRequest,
+    },
     async (request): Promise<RoomModerationView> => view(request, roomIdOf(request.params), "restrictions"),
   );
 
@@ -172,21 +254,43 @@ export const moderationRoutes: FastifyPluginAsync<ModerationRoutesOptions> = asy
 
   app.post<{ Params: RoomParams; Body: BlockedTermsBody }>(
     "/v1/rooms/:roomId/blocked-terms",
-    { schema: { params: roomParamsSchema, body: blockedTermsBodySchema, response: changed }, onRequest },
+    {
+      schema: {
+        ...doc(
+          "Block terms",
+          `Presenter or moderator: messages containing a blocked term are refused (\`text_blocked\`); at most 500 per room. ${CHANGE} terms.`,
+        ),
+        params: roomParamsSchema,
+        body: blockedTermsBodySchema,
+        response: changed,
+      },
+      onRequest,
+    },
     async (request) =>
       act(request, { roomId: roomIdOf(request.params), action: "terms_add", terms: request.body.terms }, "terms"),
   );
 
   app.delete<{ Params: RoomParams; Body: BlockedTermsBody }>(
     "/v1/rooms/:roomId/blocked-terms",
-    { schema: { params: roomParamsSchema, body: blockedTermsBodySchema, response: changed }, onRequest },
+    {
+      schema: {
+        ...doc("Unblock terms", `Presenter or moderator; unknown terms are ignored. ${CHANGE} terms.`),
+        params: roomParamsSchema,
+        body: blockedTermsBodySchema,
+        response: changed,
+      },
+      onRequest,
+    },
     async (request) =>
       act(request, { roomId: roomIdOf(request.params), action: "terms_remove", terms: request.body.terms }, "terms"),
   );
 
   app.get<{ Params: RoomParams }>(
     "/v1/rooms/:roomId/blocked-terms",
-    { schema: { params: roomParamsSchema, response: viewed }, onRequest },
+    {
+      schema: { ...doc("List blocked terms", "Presenter or moderator."), params: roomParamsSchema, response: viewed },
+      onRequest,
+    },
     async (request): Promise<RoomModerationView> => view(request, roomIdOf(request.params), "terms"),
   );
 
@@ -194,7 +298,17 @@ export const moderationRoutes: FastifyPluginAsync<ModerationRoutesOptions> = asy
 
   app.delete<{ Params: SeqParams }>(
     "/v1/rooms/:roomId/messages/:seq",
-    { schema: { params: roomSeqParamsSchema, response: changed }, onRequest },
+    {
+      schema: {
+        ...doc(
+          "Delete a message",
+          "Presenter or moderator: the message at `seq` is hidden from history; the presenter receives a `delete` event. `404` unless `seq` is a message of the room.",
+        ),
+        params: roomSeqParamsSchema,
+        response: changed,
+      },
+      onRequest,
+    },
     async (request) => {
       const roomId = roomIdOf(request.params);
       const targetSeq = parseId(request.params.seq);
@@ -205,7 +319,17 @@ export const moderationRoutes: FastifyPluginAsync<ModerationRoutesOptions> = asy
 
   app.post<{ Params: RoomParams }>(
     "/v1/rooms/:roomId/clear",
-    { schema: { params: roomParamsSchema, response: changed }, onRequest },
+    {
+      schema: {
+        ...doc(
+          "Clear the chat",
+          "Presenter or moderator: every earlier message is marked deleted; the presenter receives a `clear` event.",
+        ),
+        params: roomParamsSchema,
+        response: changed,
+      },
+      onRequest,
+    },
     async (request) => act(request, { roomId: roomIdOf(request.params), action: "clear" }, "none"),
   );
 
@@ -215,6 +339,10 @@ export const moderationRoutes: FastifyPluginAsync<ModerationRoutesOptions> = asy
     "/v1/rooms/:roomId/audit",
     {
       schema: {
+        ...doc(
+          "Read the audit trail",
+          "Presenter or moderator: who did what, when; newest first. `before` is the `nextBefore` of the previous page (ms); `limit` at most 200.",
+        ),
         params: roomParamsSchema,
         querystring: auditQuerySchema,
         response: { 200: auditPageSchema, ...errorResponses },

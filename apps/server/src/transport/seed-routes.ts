@@ -12,6 +12,7 @@ import { GATEWAY_SECRET_HEADER, type GatewayTrust } from "../auth/gateway-trust.
 import type { Relay } from "../core/relay.js";
 import { RelayError } from "../core/relay-error.js";
 import type { Metrics } from "../ops/metrics.js";
+import { ApiTag, GATEWAY_SECURITY, seedSendDoc } from "./api-doc.js";
 import { seedError, seedStatusOf, statusOf } from "./error-replies.js";
 import { parseId } from "./ids.js";
 import type { PresenterSockets } from "./presenter-sockets.js";
@@ -45,7 +46,18 @@ export const seedRoutes: FastifyPluginAsync<SeedRoutesOptions> = async (
     }
   };
 
-  const route = { schema: { body: seedSendBodySchema }, onRequest: trustGateway };
+  const route = {
+    schema: {
+      summary: "Send a chat message (API gateway)",
+      description:
+        "Called by the API gateway with the sender in `x-forward-*` headers. `presenterIdx` names the room (null: the sender's own, as presenter). A 2xx means the message is committed to the chat log and will reach the presenter.",
+      tags: [ApiTag.seed],
+      security: GATEWAY_SECURITY,
+      body: seedSendBodySchema,
+    },
+    config: { apiDoc: seedSendDoc },
+    onRequest: trustGateway,
+  };
   app.post<{ Body: SeedSendBody }>(SEED_SEND_PATH, route, async (request, reply) => {
     const fail = (code: ErrorCode, message: string) => {
       const status = seedStatusOf(code);
@@ -106,6 +118,12 @@ export const seedRoutes: FastifyPluginAsync<SeedRoutesOptions> = async (
   app.route({
     method: "GET",
     url: SEED_SOCKET_PATH,
+    schema: {
+      summary: "Presenter socket (WebSocket, seed)",
+      description:
+        "The room's presenter connects and sends its start frame with a JWT; chats arrive as `sendChatting` frames. Frames and close codes: see the tag.",
+      tags: [ApiTag.seed],
+    },
     // Unauthenticated sockets cost memory until their start frame: a node holds a bounded number of them.
     onRequest: async (request, reply) => {
       await checkUpgrade(request);

@@ -16,6 +16,7 @@ import type { Principal, TokenVerifier } from "../auth/token-verifier.js";
 import type { Relay } from "../core/relay.js";
 import { RelayError } from "../core/relay-error.js";
 import type { Metrics } from "../ops/metrics.js";
+import { ApiTag, BEARER_SECURITY } from "./api-doc.js";
 import { bearerAuthentication } from "./authenticate.js";
 import { parseId, parseSeq } from "./ids.js";
 import type { PresenterSockets } from "./presenter-sockets.js";
@@ -65,6 +66,11 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
     "/v1/rooms/:roomId/messages",
     {
       schema: {
+        summary: "Post a chat message",
+        description:
+          "The sender is the token's user. `201` means the message is committed to the chat log and will reach the presenter in seq order. A retry with the same `clientMsgId` returns the first result (header `idempotent-replayed: true`); the same id with another text is `422`. While the presenter reconnects, the answer carries `x-presenter-state: reconnecting`.",
+        tags: [ApiTag.messages],
+        security: BEARER_SECURITY,
         params: roomParamsSchema,
         body: postMessageBodySchema,
         response: { 200: postMessageResultSchema, 201: postMessageResultSchema, ...errorResponses },
@@ -99,6 +105,11 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
     "/v1/rooms/:roomId/messages",
     {
       schema: {
+        summary: "Read a room's history",
+        description:
+          "Newest first; pass `nextBefore` as `before` for the next (older) page. `limit` defaults to 50 and is capped by `HISTORY_MAX_LIMIT`. `kinds=all` lists moderation events too; `includeDeleted=true` shows deleted messages' text (the room's presenter and moderators only).",
+        tags: [ApiTag.messages],
+        security: BEARER_SECURITY,
         params: roomParamsSchema,
         querystring: historyQuerySchema,
         response: { 200: historyPageSchema, ...errorResponses },
@@ -130,7 +141,15 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
   app.route<{ Params: RoomParams; Querystring: { lastSeq?: string; access_token?: string } }>({
     method: "GET",
     url: "/v1/rooms/:roomId/presenter",
-    schema: { params: roomParamsSchema, querystring: presenterSocketQuerySchema },
+    schema: {
+      summary: "Presenter socket (WebSocket)",
+      description:
+        "Only the room's presenter (user id = room id, and a role in `PRESENTER_ROLES` when set). The token is checked before the upgrade; `lastSeq` resumes after that seq. Frames and close codes: see the tag.",
+      tags: [ApiTag.presenter],
+      security: BEARER_SECURITY,
+      params: roomParamsSchema,
+      querystring: presenterSocketQuerySchema,
+    },
     onRequest: [checkUpgrade, limitSocketOpens(relay), authenticate],
     // Runs before the upgrade: a refused token gets an HTTP 401/403 instead of a socket.
     preValidation: async (request) => {

@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RATE_LIMITS_OFF, TEST_JWT_SECRET } from "./tokens.js";
 
-const SERVER_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const SERVER_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const SERVER_MAIN = process.env.CHATRELAY_TEST_SERVER_MAIN ?? join(SERVER_DIR, "dist", "main.js");
 
 /** A free loopback TCP port (the OS picks it). */
