@@ -50,6 +50,8 @@ export interface Config {
     maxTokenAgeS: number;
     /** Lower-cased roles a token needs to open its own room's presenter socket; undefined = any token of that user. */
     presenterRoles: string[] | undefined;
+    /** OPERATOR_ROLE (lower-cased): a token holding it may use the operator routes, and may not post or present. */
+    operatorRole: string;
     /** JWT claim listing the rooms a token may moderate (an array of room ids). */
     moderatorClaim: string;
   };
@@ -266,6 +268,13 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
   const presenterRoles = roleList(read("PRESENTER_ROLES"), problems);
+  const operatorRole = (read("OPERATOR_ROLE") ?? "operator").toLowerCase();
+  if (!/^[a-z0-9][a-z0-9_.:-]{0,63}$/.test(operatorRole)) {
+    problems.push("OPERATOR_ROLE is not a role name (letters, digits, _ . : -; at most 64)");
+  }
+  if (presenterRoles?.includes(operatorRole)) {
+    problems.push("OPERATOR_ROLE is also in PRESENTER_ROLES: an operator token never presents");
+  }
 
   const addressList = (name: string): string[] => {
     const entries = (read(name) ?? "")
@@ -319,6 +328,7 @@ export function loadConfig(env: Env = process.env): Config {
       clockToleranceS: int("JWT_CLOCK_TOLERANCE_S", DEFAULT_CLOCK_TOLERANCE_S, 0, 300),
       maxTokenAgeS: int("JWT_MAX_TOKEN_AGE_S", DEFAULT_MAX_TOKEN_AGE_S, 0, 31_536_000),
       presenterRoles,
+      operatorRole,
       moderatorClaim: claimName(read("MODERATOR_CLAIM"), problems),
     },
     gateway: { secret: gatewaySecret, trustedProxies },

@@ -11,6 +11,8 @@ export interface Principal {
   expiresAt: number;
   /** Rooms the token's moderator claim (MODERATOR_CLAIM) names; [] when it is absent or malformed. */
   modRooms: number[];
+  /** The token holds the operator role (OPERATOR_ROLE): the log's operator routes, never posting or presenting. */
+  operator?: boolean;
 }
 
 /** A token refused, in our own words (never the token's contents). */
@@ -48,6 +50,8 @@ export interface TokenVerifierOptions {
   now?: () => number;
   /** The claim listing rooms the token may moderate (an array of room ids). @default "mod_rooms" */
   moderatorClaim?: string;
+  /** The role (lower-case) that makes a token an operator's. @default "operator" */
+  operatorRole?: string;
 }
 
 export type TokenVerifier = (token: string) => Promise<Principal>;
@@ -55,6 +59,7 @@ export type TokenVerifier = (token: string) => Promise<Principal>;
 export const DEFAULT_CLOCK_TOLERANCE_S = 5;
 export const DEFAULT_MAX_TOKEN_AGE_S = 86_400;
 export const DEFAULT_MODERATOR_CLAIM = "mod_rooms";
+export const DEFAULT_OPERATOR_ROLE = "operator";
 
 /**
  * Verifies a JWT with jose: HS256 with the shared secret, or the keys of a
@@ -78,6 +83,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const maxAgeS = options.maxTokenAgeS ?? DEFAULT_MAX_TOKEN_AGE_S;
   const now = options.now ?? Date.now;
   const moderatorClaim = options.moderatorClaim ?? DEFAULT_MODERATOR_CLAIM;
+  const operatorRole = (options.operatorRole ?? DEFAULT_OPERATOR_ROLE).toLowerCase();
   const verifyOptions = {
     algorithms,
     clockTolerance: toleranceS,
@@ -101,7 +107,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       throw toAuthError(err);
     }
     checkLifetime(payload, Math.floor(currentDate.getTime() / 1000), toleranceS, maxAgeS);
-    const principal = toPrincipal(payload, token, moderatorClaim);
+    const principal = toPrincipal(payload, token, moderatorClaim, operatorRole);
     // Never cached past exp: after it, the next use re-verifies (and the tolerance decides).
     cache.set(token, principal, principal.expiresAt);
     return principal;
@@ -192,7 +198,7 @@ export class VerifiedTokenCache {
 const USER_ID_TEXT = /^[1-9]\d{0,15}$/;
 const NO_USER_ID = "token has no valid user id: expected a positive integer `user_idx` or `sub` claim";
 
-function toPrincipal(payload: JWTPayload, token: string, moderatorClaim: string): Principal {
+function toPrincipal(payload: JWTPayload, token: string, moderatorClaim: string, operatorRole: string): Principal {
   const claim = Object.hasOwn(payload, "user_idx") ? "user_idx" : "sub";
   const raw = payload[claim];
   let text: string | undefined;
@@ -207,7 +213,7 @@ function toPrincipal(payload: JWTPayload, token: string, moderatorClaim: string)
   // exp is present (checkLifetime) and a number (jose).
   const expiresAt = (payload.exp ?? 0) * 1000;
   const modRooms = Object.hasOwn(payload, moderatorClaim) ? modRoomsOf(payload[moderatorClaim]) : [];
-  return { userId, nickname, roles, expiresAt, modRooms };
+  return { userId, nickname, roles, expiresAt, modRooms, operator: roles.includes(operatorRole) };
 }
 
 /** Most rooms one token may name in its moderator claim; a longer list counts as malformed. */

@@ -81,6 +81,9 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
       const principal = request.principal as Principal;
       const roomId = roomIdOf(request.params);
       request.logContext = { roomId, userId: principal.userId };
+      if (principal.operator === true) {
+        throw new RelayError(ErrorCode.Forbidden, "an operator token cannot post chat messages");
+      }
       const result = await relay.send({
         roomId,
         senderId: principal.userId,
