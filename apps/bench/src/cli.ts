@@ -18,9 +18,11 @@ import {
   targetsTable,
 } from "./report.js";
 import { type DensityResult, runDensity } from "./scenarios/density.js";
+import { exportBenchResult, exportTable, exportTargets, runExportBench } from "./scenarios/export.js";
 import { type FloodResult, runFlood } from "./scenarios/flood.js";
 import { type LoadScenarioResult, runLoadGroup } from "./scenarios/load.js";
 import { type LogWriterResult, runLogWriter } from "./scenarios/logwriter.js";
+import { pruneBenchResult, pruneTable, pruneTargets, runPruneBench } from "./scenarios/prune.js";
 import { nginxBinary } from "./targets.js";
 import { openFilesLimit } from "./util/limits.js";
 import { installExitHandlers, REPO_DIR, SERVER_MAIN } from "./util/procs.js";
@@ -57,8 +59,8 @@ const CLUSTERED: ScenarioId[] = ["b", "c", "c-limits", "d", "spread2", "spread3"
 
 function needsServices(s: ScenarioId): { postgres: boolean; redis: boolean } {
   return {
-    postgres: [...CLUSTERED, "peer-naive-log", "flood", "logwriter"].includes(s),
-    redis: [...CLUSTERED, "peer", "peer-naive-log", "flood"].includes(s),
+    postgres: [...CLUSTERED, "peer-naive-log", "flood", "logwriter", "export", "prune"].includes(s),
+    redis: [...CLUSTERED, "peer", "peer-naive-log", "flood", "prune"].includes(s),
   };
 }
 
@@ -104,6 +106,8 @@ function scenarioGroups(config: BenchConfig): ScenarioId[][] {
     ["flood"],
     ["density"],
     ["logwriter"],
+    ["export"],
+    ["prune"],
   ] as ScenarioId[][]) {
     const picked = group.filter((s) => selected.has(s));
     if (picked.length > 0) groups.push(picked);
@@ -156,6 +160,12 @@ async function main(): Promise<number> {
         flood = await runFlood(config);
         found.push({ id: first, problems: flood.problems });
         for (const w of flood.warnings) process.stderr.write(`  flood: warning: ${w}\n`);
+      } else if (first === "prune") {
+        const pruned = await runPruneBench(config);
+        found.push({ id: first, problems: pruned.problems });
+        for (const w of pruned.warnings) process.stderr.write(`  prune: warning: ${w}\n`);
+      } else if (first === "export") {
+        found.push({ id: first, problems: (await runExportBench(config)).problems });
       } else if (first === "density") {
         density = await runDensity(config);
         found.push({ id: first, problems: density.problems });
@@ -186,13 +196,17 @@ async function main(): Promise<number> {
   }
   load.sort((x, y) => LOAD_SCENARIOS.indexOf(x.id) - LOAD_SCENARIOS.indexOf(y.id));
 
-  const checks: TargetCheck[] = config.smoke ? [] : checkTargets(load, density, logWriter, flood);
+  const checks: TargetCheck[] = config.smoke
+    ? []
+    : [...checkTargets(load, density, logWriter, flood), ...exportTargets(), ...pruneTargets()];
   const deployedChecks: TargetCheck[] = config.smoke ? [] : deployedShapeTargets(load);
   const out: string[] = [];
   if (load.length > 0) out.push(loadTable(load), "", roundsLine(load), "", cpuTable(load));
   if (flood) out.push("", floodTable(flood));
   if (density) out.push("", densityTable(density));
   if (logWriter) out.push("", logWriterTable(logWriter));
+  if (exportBenchResult()) out.push("", exportTable());
+  if (pruneBenchResult()) out.push("", pruneTable());
   if (checks.length > 0) out.push("", targetsTable(checks));
   if (deployedChecks.length > 0) {
     out.push(
@@ -211,7 +225,7 @@ async function main(): Promise<number> {
   const totalSeconds = Math.round((performance.now() - started) / 100) / 10;
   writeFileSync(
     file,
-    `${JSON.stringify({ startedAt: stamp, mode: config.smoke ? "smoke" : "full", totalSeconds, machine: info, config, targets: checks, deployedTargets: deployedChecks, load, flood, density, logWriter, profiles, outcomes }, null, 2)}\n`,
+    `${JSON.stringify({ startedAt: stamp, mode: config.smoke ? "smoke" : "full", totalSeconds, machine: info, config, targets: checks, deployedTargets: deployedChecks, load, flood, density, logWriter, export: exportBenchResult(), prune: pruneBenchResult(), profiles, outcomes }, null, 2)}\n`,
   );
   process.stdout.write(`\nresults: ${file} (${totalSeconds}s)\n`);
   if (config.profileDir) process.stdout.write(`profiles: ${config.profileDir}\n`);

@@ -17,7 +17,7 @@ export const LOAD_SCENARIOS = [
   "peer",
   "peer-naive-log",
 ] as const;
-export const ALL_SCENARIOS = [...LOAD_SCENARIOS, "flood", "density", "logwriter"] as const;
+export const ALL_SCENARIOS = [...LOAD_SCENARIOS, "flood", "density", "logwriter", "export", "prune"] as const;
 export type LoadScenarioId = (typeof LOAD_SCENARIOS)[number];
 export type ScenarioId = (typeof ALL_SCENARIOS)[number];
 /**

@@ -11,21 +11,29 @@ import Fastify, {
 import type { Logger } from "pino";
 import type { GatewayTrust } from "./auth/gateway-trust.js";
 import type { TokenVerifier } from "./auth/token-verifier.js";
+import type { Database } from "./chatlog/database.js";
+import { RoomStatsReader } from "./chatlog/room-stats.js";
+import { UserErasure } from "./chatlog/user-erasure.js";
 import type { Config } from "./config.js";
 import type { ModerationRequest, ModerationService } from "./core/moderation.js";
+import type { ChatLog } from "./core/ports.js";
 import type { Relay } from "./core/relay.js";
 import { RelayError } from "./core/relay-error.js";
 import { failpoints } from "./ops/failpoints.js";
 import type { Metrics } from "./ops/metrics.js";
 import { consoleRoutes } from "./transport/console-routes.js";
+import { eraseRoutes } from "./transport/erase-routes.js";
 import { problem, seedError, seedStatusOf, statusOf } from "./transport/error-replies.js";
+import { exportRoutes } from "./transport/export-routes.js";
 import { failpointRoutes } from "./transport/failpoint-routes.js";
 import { moderationRoutes } from "./transport/moderation-routes.js";
 import { registerApiDocs } from "./transport/openapi.js";
 import { opsRoutes, type ReadinessCheck } from "./transport/ops-routes.js";
 import { PresenterSockets } from "./transport/presenter-sockets.js";
+import { retentionRoutes } from "./transport/retention-routes.js";
 import { roomStatusRoutes } from "./transport/room-status-routes.js";
 import { seedRoutes } from "./transport/seed-routes.js";
+import { statsRoutes } from "./transport/stats-routes.js";
 import { v1Routes } from "./transport/v1-routes.js";
 
 export interface AppDeps {
@@ -37,6 +45,10 @@ export interface AppDeps {
   gatewayTrust: GatewayTrust;
   metrics: Metrics;
   readiness: ReadinessCheck[];
+  /** The chat log's store, for the operator routes that read it directly (export, statistics). */
+  db: Database;
+  /** The node's chat log: erasure events go through its group commit (issue #13 erase). */
+  chatLog: ChatLog;
 }
 
 declare module "fastify" {
@@ -186,6 +198,11 @@ export async function buildApp(deps: AppDeps): Promise<{ app: FastifyInstance; s
   });
   await app.register(moderationRoutes, { moderation: deps.moderation, verifyToken: deps.verifyToken });
   await app.register(roomStatusRoutes, { relay: deps.relay, verifyToken: deps.verifyToken });
+  await app.register(retentionRoutes, { db: deps.db, policy: deps.config.retention, verifyToken: deps.verifyToken });
+  await app.register(exportRoutes, { db: deps.db, verifyToken: deps.verifyToken });
+  const erasure = new UserErasure(deps.db, deps.chatLog, (event) => deps.relay.publish(event));
+  await app.register(eraseRoutes, { erasure, verifyToken: deps.verifyToken });
+  await app.register(statsRoutes, { stats: new RoomStatsReader(deps.db), verifyToken: deps.verifyToken });
   await app.register(consoleRoutes);
   return { app: app as unknown as FastifyInstance, sockets };
 }

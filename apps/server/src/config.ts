@@ -118,6 +118,20 @@ export interface Config {
   /** Interval of WebSocket ping control frames; a socket that misses one pong is dropped (its room goes into grace). */
   wsPingIntervalMs: number;
   shutdownTimeoutMs: number;
+  /** Retention of the chat log (chatlog/retention.ts): the global policy and how passes run. */
+  retention: RetentionConfig;
+}
+
+/** RETENTION_*: the global policy (null: no limit of that kind, kept forever) and the pruner's pace. */
+export interface RetentionConfig {
+  /** RETENTION_MAX_AGE_DAYS: entries older than this many days are pruned. */
+  maxAgeDays: number | null;
+  /** RETENTION_MAX_COUNT: only each room's newest this many entries are kept. */
+  maxCount: number | null;
+  /** RETENTION_INTERVAL_MS: how often a node tries a pass (one node at a time runs it). */
+  intervalMs: number;
+  /** RETENTION_BATCH_ROWS: rows per delete, each its own short transaction. */
+  batchRows: number;
 }
 
 export { DEV_JWT_SECRET };
@@ -383,6 +397,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxPendingStarts: int("WS_MAX_PENDING_STARTS", 1000, 1, 1_000_000),
     wsPingIntervalMs: int("WS_PING_INTERVAL_MS", 30_000, 100, 600_000),
     shutdownTimeoutMs: int("SHUTDOWN_TIMEOUT_MS", 10_000, 100, 600_000),
+    retention: readRetention(reader),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
@@ -459,4 +474,33 @@ function readFailpoints(
     return undefined;
   }
   return parsed.presets;
+}
+
+/** Reads only the retention settings (the CLI's `log prune`); throws a ConfigError. */
+export function loadRetentionConfig(env: Env = process.env): RetentionConfig {
+  const problems: string[] = [];
+  const retention = readRetention(envReader(env, problems));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return retention;
+}
+
+/** RETENTION_*: each problem named without its value (a line that goes to logs). */
+function readRetention({ read, problems }: EnvReader): RetentionConfig {
+  const whole = (name: string, min: number, max: number, what: string): number | undefined => {
+    const raw = read(name);
+    if (raw === undefined) return undefined;
+    const n = /^\d{1,16}$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!(n >= min && n <= max)) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (${what})`);
+      return undefined;
+    }
+    return n;
+  };
+  return {
+    maxAgeDays: whole("RETENTION_MAX_AGE_DAYS", 1, 36_500, "days; unset: no age limit") ?? null,
+    maxCount:
+      whole("RETENTION_MAX_COUNT", 1, Number.MAX_SAFE_INTEGER, "entries per room; unset: no count limit") ?? null,
+    intervalMs: whole("RETENTION_INTERVAL_MS", 100, 86_400_000, "milliseconds between passes; default 60000") ?? 60_000,
+    batchRows: whole("RETENTION_BATCH_ROWS", 1, 100_000, "rows per delete; default 5000") ?? 5000,
+  };
 }

@@ -6,10 +6,12 @@ import { MemoryPresence } from "./adapters/memory-presence.js";
 import { buildApp, buildOpsApp } from "./app.js";
 import { createGatewayTrust } from "./auth/gateway-trust.js";
 import { createTokenVerifier } from "./auth/token-verifier.js";
-import { openDatabase } from "./chatlog/database.js";
+import { type Database, openDatabase } from "./chatlog/database.js";
 import { applyMigrations } from "./chatlog/migrate.js";
 import { PrismaChatLog } from "./chatlog/prisma-chat-log.js";
 import { PrismaModerationStore } from "./chatlog/prisma-moderation-store.js";
+import { Pruner } from "./chatlog/retention.js";
+import { StatsRollup } from "./chatlog/stats-rollup.js";
 import type { Config } from "./config.js";
 import { ModerationService } from "./core/moderation.js";
 import type { Bus, ChatLog, Gate, Presence } from "./core/ports.js";
@@ -26,8 +28,14 @@ export interface RunningServer {
   relay: Relay;
   /** The node's chat log. For tests (appending moderation events directly); the server itself goes through the relay. */
   chatLog: ChatLog;
+  /** This node's retention pruner (passes every RETENTION_INTERVAL_MS; one node at a time prunes). */
+  retention: Pruner;
   config: Config;
   logger: Logger;
+  /** The chat log's store (tests read and write it directly). */
+  db: Database;
+  /** The statistics rollup this node runs in the background (tests run passes themselves). */
+  statsRollup: StatsRollup;
   /** The address the server listens on. */
   url: string;
   /** The ops listener's address (/healthz, /readyz, /metrics). */
@@ -132,10 +140,21 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     gatewayTrust: createGatewayTrust(config.gateway),
     metrics,
     readiness,
+    db,
+    chatLog: log,
   };
   const { app, sockets } = await buildApp(deps);
   const ops = await buildOpsApp(deps, () => sockets.draining);
   relay.start();
+  // Statistics counters: every node tries a pass each interval; an advisory lock keeps them apart.
+  const statsRollup = new StatsRollup(db, logger);
+  statsRollup.start();
+  const retention = new Pruner(
+    db,
+    { ...config.retention, policy: config.retention, databaseUrl: config.databaseUrl, ...config.database },
+    logger,
+  );
+  retention.start();
   const opsUrl = await ops.listen({ port: config.ops.port, host: config.ops.host });
   const url = await app.listen({ port: config.port, host: config.host });
   logger.info({ url, opsUrl, chatlog: db.kind, bus: config.redisUrl ? "redis" : "memory" }, "chatrelay listening");
@@ -143,10 +162,12 @@ export async function startServer(config: Config, logger: Logger = createLogger(
 
   let stopping: Promise<void> | undefined;
   const shutdown = () => {
-    stopping ??= stop(app, sockets, log, bus, presence, logger).finally(() => ops.close());
+    stopping ??= Promise.all([statsRollup.stop(), retention.stop()])
+      .then(() => stop(app, sockets, log, bus, presence, logger))
+      .finally(() => ops.close());
     return stopping;
   };
-  return { app, relay, chatLog: log, config, logger, url, opsUrl, shutdown };
+  return { app, relay, chatLog: log, db, statsRollup, retention, config, logger, url, opsUrl, shutdown };
 }
 
 async function stop(

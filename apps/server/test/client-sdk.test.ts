@@ -1,8 +1,15 @@
-import { type ChatMessageView, ChatSender, PresenterClient, type ReadyInfo, type SendOutcome } from "@chatrelay/client";
+import {
+  type ChatMessageView,
+  ChatSender,
+  PresenterClient,
+  type PresenterClientOptions,
+  type ReadyInfo,
+  type SendOutcome,
+} from "@chatrelay/client";
 import t from "tap";
 import { WebSocket } from "ws";
 import { createTestDatabase, uniqueRedisPrefix } from "./helpers/databases.js";
-import { type NginxCluster, startNginxCluster } from "./helpers/nginx-cluster.js";
+import { type NginxCluster, nodeAttaching, startNginxCluster } from "./helpers/nginx-cluster.js";
 import { withPgClient } from "./helpers/postgres-server.js";
 import { NodeProcess } from "./helpers/processes.js";
 import { PrivateRedis } from "./helpers/redis-server.js";
@@ -54,15 +61,11 @@ async function restart(node: NodeProcess): Promise<void> {
   await fresh.waitFor((l) => l.msg === "chatrelay listening", "listening after a restart", 30_000);
 }
 
-/** The node whose log says it attached this connection. */
-function nodeOf(connId: string): NodeProcess {
-  const node = nodes.find((n) => n.lines.some((l) => l.msg === "presenter attached" && l.connId === connId));
-  if (!node) throw new Error(`no node logged attaching ${connId}`);
-  return node;
-}
+/** The node holding this presenter connection (from its log). */
+const nodeOf = (connId: string): Promise<NodeProcess> => nodeAttaching(nodes, connId);
 
 /** A presenter client recording what it hands to the application, with event-driven waits. */
-function presenter(roomId: number) {
+function presenter(roomId: number, extra: Partial<PresenterClientOptions> = {}) {
   const received: ChatMessageView[] = [];
   const readies: ReadyInfo[] = [];
   const states: string[] = [];
@@ -82,6 +85,7 @@ function presenter(roomId: number) {
     WebSocket,
     backoff: { initialMs: 50, maxMs: 1000 },
     ackDelayMs: 50,
+    ...extra,
   });
   clients.push(client);
   client.on("message", (m) => {
@@ -124,7 +128,7 @@ t.test(
 
     await p.until(() => p.received.length >= 15, "15 messages before the crash");
     const first = p.readies[0] as ReadyInfo;
-    await restart(nodeOf(first.connId));
+    await restart(await nodeOf(first.connId));
     await p.until(() => p.readies.length >= 2, "a ready after the node died");
     const before = p.received.length;
     await p.until(() => p.received.length >= before + 15, "15 messages after the crash");
@@ -205,5 +209,41 @@ t.test("a sender whose answer is lost retries with the same clientMsgId: one row
   // Whatever crashed comes back, and no failpoint stays armed.
   for (const n of [...nodes]) if (n.exit) await restart(n);
   await Promise.all(nodes.map((n) => n.failpoint("post.before-publish", "off")));
+  p.client.close();
+});
+
+t.test("a stalled node (SIGSTOP): the client misses its pong, drops the socket and resumes elsewhere", async (t) => {
+  const room = 9103;
+  const p = presenter(room, { pingIntervalMs: 300, pongTimeoutMs: 700, connectTimeoutMs: 2000 });
+  p.client.connect();
+  await p.until(() => p.readies.length === 1, "ready");
+  const stalled = await nodeOf((p.readies[0] as ReadyInfo).connId);
+  stalled.child.kill("SIGSTOP");
+  t.teardown(() => {
+    stalled.child.kill("SIGCONT");
+  });
+  // Posted while the presenter's node is frozen: the presence key still names it for a while.
+  const sender = new ChatSender({
+    url: via.http,
+    token: () => mintToken({ user_idx: 50_002 }),
+    backoff: { initialMs: 50, maxMs: 500 },
+    maxAttempts: 40,
+    attemptTimeoutMs: 2000,
+  });
+  const outcomes: SendOutcome[] = [];
+  for (let i = 0; i < 5; i++) outcomes.push(await sender.send(room, `while frozen ${i}`));
+  t.ok(
+    outcomes.every((o) => o.ok),
+    "every send accepted (retried away from the frozen node)",
+  );
+  await p.until(() => p.received.length === 5, "the five messages, on a new connection", 45_000);
+  t.same(
+    p.received.map((m) => m.text),
+    outcomes.map((_, i) => `while frozen ${i}`),
+    "in order, once each",
+  );
+  t.ok(p.readies.length >= 2, "a new connection took over");
+  t.not(await nodeOf((p.readies.at(-1) as ReadyInfo).connId), stalled, "on another node");
+  stalled.child.kill("SIGCONT");
   p.client.close();
 });

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import t from "tap";
 import { createTestDatabase, REDIS_URL, uniqueRedisPrefix } from "./helpers/databases.js";
-import { type NginxCluster, startNginxCluster } from "./helpers/nginx-cluster.js";
+import { type NginxCluster, nodeAttaching, startNginxCluster } from "./helpers/nginx-cluster.js";
 import { type NodeProcess, SERVER_DIR } from "./helpers/processes.js";
 import { mintToken } from "./helpers/tokens.js";
 
@@ -85,9 +85,9 @@ t.test("presenter and sender pages through nginx; the presenter's node dies; not
   t.pass("the presenter page shows the message posted from the sender page");
 
   const connId = (await presenter.page.textContent("#conn-id")) ?? "";
-  const holder = nodes.find((n) => n.lines.some((l) => l.msg === "presenter attached" && l.connId === connId));
-  t.ok(holder, `the page shows its connection id (${connId}), which a node logged attaching`);
-  await holder?.kill("SIGKILL");
+  const holder = await nodeAttaching(nodes, connId);
+  t.pass(`the page shows its connection id (${connId}), which a node logged attaching`);
+  await holder.kill("SIGKILL");
 
   // Posted while the presenter has no socket: accepted by the surviving node, kept in the log.
   await post(sender.page, room, viewerToken, "posted during the outage");

@@ -37,6 +37,8 @@ export interface PresenterClientOptions {
   pingIntervalMs?: number;
   /** @default 10000 */
   pongTimeoutMs?: number;
+  /** From opening the socket to the server's `ready`: past it the attempt is dropped and retried (a node that stalls mid-handshake). @default 10000 */
+  connectTimeoutMs?: number;
   /** Seed surface: also deliver moderation events (the start frame's `events` opt-in). @default true */
   moderationEvents?: boolean;
 }
@@ -63,6 +65,11 @@ export type PresenterEvents = {
   message: (message: ChatMessageView) => void;
   /** A moderation event (delete, clear, ban, ...), in the same seq order as the messages. */
   moderation: (event: ModerationEventView) => void;
+  /**
+   * Retention removed seqs fromSeq..toSeq from the log before they reached this client: they will
+   * never be delivered. `lastSeq` moves past them, so later resumes do not ask for them again.
+   */
+  gone: (range: { fromSeq: number; toSeq: number }) => void;
   state: (state: ConnectionState, previous: ConnectionState) => void;
   ready: (info: ReadyInfo) => void;
   close: (info: CloseInfo) => void;
@@ -100,6 +107,7 @@ export class PresenterClient extends Emitter<PresenterEvents> {
   private refreshTimer: unknown;
   private pingTimer: unknown;
   private pongTimer: unknown;
+  private connectTimer: unknown;
   private token = "";
   /** Frames dropped because their seq was already delivered (the seam of a resume). */
   duplicatesDropped = 0;
@@ -125,6 +133,7 @@ export class PresenterClient extends Emitter<PresenterEvents> {
       refreshBeforeExpiryMs: options.refreshBeforeExpiryMs ?? 30_000,
       pingIntervalMs: options.pingIntervalMs ?? 20_000,
       pongTimeoutMs: options.pongTimeoutMs ?? 10_000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
       moderationEvents: options.moderationEvents ?? true,
     };
     this.lastSeqValue = options.lastSeq;
@@ -210,11 +219,18 @@ export class PresenterClient extends Emitter<PresenterEvents> {
     }
     this.socket = socket;
     let closed = false;
+    this.connectTimer = timer(() => {
+      this.connectTimer = undefined;
+      if (this.socket !== socket) return;
+      socket.close(4000, "no ready in time");
+      socket.onclose?.({ code: 1006, reason: "no ready in time" });
+    }, this.options.connectTimeoutMs);
     socket.onopen = () => {
       if (surface === "seed") {
         const start: Record<string, unknown> = { id: "start", token, ready: true };
         if (this.lastSeqValue !== undefined) start.lastSeq = this.lastSeqValue;
         if (this.options.moderationEvents) start.events = true;
+        start.gone = true;
         socket.send(JSON.stringify(start));
       }
     };
@@ -278,6 +294,9 @@ export class PresenterClient extends Emitter<PresenterEvents> {
       case "moderation":
         this.deliver(frame.seq, () => this.emit("moderation", moderationEvent(frame, this.options.surface)));
         return;
+      case "gone":
+        this.onGone(frame.fromSeq, frame.toSeq);
+        return;
       case "pong":
         cancel(this.pongTimer);
         this.pongTimer = undefined;
@@ -307,11 +326,21 @@ export class PresenterClient extends Emitter<PresenterEvents> {
     };
     // From here on, every reconnect resumes: a live start would skip what was sent while away.
     if (this.lastSeqValue === undefined) this.lastSeqValue = info.resumeFrom ?? info.lastSeq;
+    cancel(this.connectTimer);
+    this.connectTimer = undefined;
     this.attempt = 0;
     this.setState("open");
     this.emit("ready", info);
     this.scheduleRefresh();
     this.schedulePing();
+  }
+
+  /** Retention removed a range: said once, and lastSeq moves past it (the range is never asked for again). */
+  private onGone(fromSeq: unknown, toSeq: unknown): void {
+    if (!Number.isSafeInteger(fromSeq) || !Number.isSafeInteger(toSeq)) return;
+    const range = { fromSeq: fromSeq as number, toSeq: toSeq as number };
+    if (range.toSeq < range.fromSeq || (this.lastSeqValue !== undefined && range.toSeq <= this.lastSeqValue)) return;
+    this.deliver(range.toSeq, () => this.emit("gone", range));
   }
 
   /** Hands a seq'd frame to the application unless it was already delivered; then acks (soon). */
@@ -386,6 +415,8 @@ export class PresenterClient extends Emitter<PresenterEvents> {
     cancel(this.pingTimer);
     this.pingTimer = timer(() => {
       this.pingTimer = undefined;
+      // One answer awaited at a time: while one is, its deadline stands and no new ping goes out.
+      if (this.pongTimer !== undefined) return this.schedulePing();
       if (!this.sendFrame({ type: "ping" })) return;
       this.pongTimer = timer(() => {
         // No answer: a half-open socket (the node stalled, a NAT forgot us). Drop it and reconnect.
@@ -398,8 +429,10 @@ export class PresenterClient extends Emitter<PresenterEvents> {
   }
 
   private clearConnectionTimers(): void {
-    for (const handle of [this.ackTimer, this.refreshTimer, this.pingTimer, this.pongTimer]) cancel(handle);
-    this.ackTimer = this.refreshTimer = this.pingTimer = this.pongTimer = undefined;
+    for (const handle of [this.ackTimer, this.refreshTimer, this.pingTimer, this.pongTimer, this.connectTimer]) {
+      cancel(handle);
+    }
+    this.ackTimer = this.refreshTimer = this.pingTimer = this.pongTimer = this.connectTimer = undefined;
   }
 
   private setState(next: ConnectionState): void {

@@ -42,6 +42,7 @@ export function presenterView(origin: string): void {
     (tr.cells[0] as HTMLTableCellElement).className = "seq";
     (tr.cells[2] as HTMLTableCellElement).className = "text";
     tr.dataset.seq = String(m.seq);
+    tr.dataset.sender = String(m.senderId);
     rows.set(m.seq, tr);
     tbody.prepend(tr);
     received++;
@@ -58,6 +59,17 @@ export function presenterView(origin: string): void {
       rows.get(e.data.targetSeq)?.classList.add("deleted");
     if (e.action === "clear" && typeof e.data.upToSeq === "number") {
       for (const [seq, r] of rows) if (seq <= (e.data.upToSeq as number)) r.classList.add("deleted");
+    }
+    // An operator erased this user's messages: their rows shown so far are struck, name and text removed.
+    if (e.action === "erase" && typeof e.data.userId === "number") {
+      for (const r of rows.values()) {
+        if (r.dataset.sender !== String(e.data.userId)) continue;
+        r.classList.add("deleted");
+        const who = r.cells[1];
+        if (who) who.textContent = `(${e.data.userId})`;
+        const text = r.cells[2];
+        if (text) text.textContent = "";
+      }
     }
   };
 
@@ -92,6 +104,10 @@ export function presenterView(origin: string): void {
       logLine(connectionLog, `closed ${info.code}${info.reason ? ` (${info.reason})` : ""}: ${next}`, "bad");
     });
     client.on("error", (err) => logLine(connectionLog, err.message, "bad"));
+    client.on("gone", (g) => {
+      logLine(connectionLog, `gone: seqs ${g.fromSeq}..${g.toSeq} were pruned by retention before delivery`, "bad");
+      lastSeq.textContent = String(g.toSeq);
+    });
     client.on("message", (m) => {
       showMessage(m);
       lastSeq.textContent = String(m.seq);

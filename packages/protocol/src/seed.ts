@@ -28,6 +28,8 @@ export interface SeedStartFrame {
   lastSeq?: number;
   ready?: boolean;
   events?: boolean;
+  /** Ask for `gone` frames (retention removed a range before it was delivered). */
+  gone?: boolean;
 }
 
 /** Server -> presenter, only to clients that sent `"ready": true` in their start frame. */
@@ -60,6 +62,17 @@ export interface SeedSendChattingFrame {
  */
 export type SeedModerationFrame = { id: "moderation"; eventId: string } & Omit<ModerationEventView, "id">;
 
+/**
+ * Server -> presenter, only to clients that sent `"gone": true` in their start frame: retention
+ * removed seqs fromSeq..toSeq (inclusive) before they were delivered. Without the opt-in the
+ * range is simply absent from the stream.
+ */
+export interface SeedGoneFrame {
+  id: "gone";
+  fromSeq: number;
+  toSeq: number;
+}
+
 export interface SeedTokenExceptionFrame {
   id: "tokenException";
   response: "reject";
@@ -74,6 +87,7 @@ export interface SeedErrorFrame {
 export type SeedServerFrame =
   | SeedSendChattingFrame
   | SeedModerationFrame
+  | SeedGoneFrame
   | SeedTokenExceptionFrame
   | SeedErrorFrame
   | SeedReadyFrame;

@@ -14,6 +14,7 @@ import { failpoints } from "../ops/failpoints.js";
 import { type AppendRow, appendBatch } from "./append-statement.js";
 import type { Database } from "./database.js";
 import { type GroupCommitLimits, type GroupCommitStats, GroupCommitWriter } from "./group-commit.js";
+import { readRetainedRange } from "./retention-store.js";
 
 const RETRYABLE = new Set([
   "23505", // unique violation: another node committed the same client message id first
@@ -129,6 +130,10 @@ export class PrismaChatLog implements ChatLog {
       select: { lastSeq: true },
     });
     return room ? Number(room.lastSeq) : 0;
+  }
+
+  retainedRange(roomId: number): Promise<{ from: number | null; lastSeq: number }> {
+    return readRetainedRange(this.db, roomId);
   }
 
   async claimRoom(roomId: number, epoch: number): Promise<{ tail: number; epoch: number }> {

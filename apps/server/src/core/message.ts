@@ -85,7 +85,8 @@ export function isModerationEventKind(value: unknown): value is ModerationEventK
  * Whether `data` is a valid event payload for `kind`: a plain object of at
  * most `maxKeys` keys (letters and digits, so never `__proto__`), each value
  * a string of at most `maxStringChars`, a finite number, a boolean or null;
- * a `delete` carries `targetSeq`, a positive safe integer. Never throws.
+ * a `delete` carries `targetSeq`, a positive safe integer; an `erase` its `userId` (positive) and
+ * `count` (non-negative). Never throws.
  */
 export function checkEventData(kind: ModerationEventKind, data: unknown): data is ModerationEventData {
   if (typeof data !== "object" || data === null || Array.isArray(data)) return false;
@@ -107,6 +108,12 @@ export function checkEventData(kind: ModerationEventKind, data: unknown): data i
   if (kind === "delete") {
     const target = (data as Record<string, unknown>).targetSeq;
     if (typeof target !== "number" || !Number.isSafeInteger(target) || target < 1) return false;
+  }
+  if (kind === "erase") {
+    // An operator's erasure of one user's messages in the room: whom, and how many rows it emptied.
+    const { userId, count } = data as Record<string, unknown>;
+    if (typeof userId !== "number" || !Number.isSafeInteger(userId) || userId < 1) return false;
+    if (typeof count !== "number" || !Number.isSafeInteger(count) || count < 0) return false;
   }
   return true;
 }

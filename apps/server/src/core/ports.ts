@@ -31,6 +31,11 @@ export interface ChatLog {
   /** The room's last committed seq (0 when it has none). */
   lastSeq(roomId: number): Promise<number>;
   /**
+   * Where the room's retained log starts (retention prunes a prefix): its lowest seq (null when it
+   * holds no entry) and its last committed seq, read in one snapshot.
+   */
+  retainedRange(roomId: number): Promise<{ from: number | null; lastSeq: number }>;
+  /**
    * Records a presenter claim's epoch with the room (never lowering it) and reads the room's tail:
    * the last committed seq, and the highest epoch recorded (above `epoch`: a newer claim exists).
    */

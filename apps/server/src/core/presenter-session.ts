@@ -5,6 +5,11 @@ import type { ChatLog } from "./ports.js";
 export interface PresenterSink {
   /** Sends one message; returns the bytes now waiting in the socket's send buffer. */
   send(message: ChatMessage): number;
+  /**
+   * Tells the presenter that retention removed seqs fromSeq..toSeq (inclusive); returns the bytes
+   * waiting like `send`. A sink without it skips the range silently.
+   */
+  gone?(fromSeq: number, toSeq: number): number;
   close(code: number, reason: string): void;
 }
 
@@ -36,6 +41,11 @@ export interface SessionEvents {
  * on its way over the bus or lost by it: after `gapFillMs` the session reads
  * it from the chat log. Replay on resume uses the same path, so the seam
  * between replay and live has neither gap nor duplicate.
+ *
+ * Retention prunes a room's oldest entries. Commits are in seq order per room,
+ * so the committed seqs of a room are a prefix 1..last: a hole below a row the
+ * log returns, or below the room's last seq when it returns none, is not in
+ * flight but gone. The session then says so (`sink.gone`) and moves past it.
  */
 export class PresenterSession {
   /** The next seq the presenter needs; 0 until started. */
@@ -115,13 +125,28 @@ export class PresenterSession {
         this.catchUpAgain = false;
         for (;;) {
           const page = await this.log.since(this.roomId, this.nextSeq - 1, this.options.pageSize);
-          if (page.length > 0) holding = await this.events.holds(this);
+          const first = page[0];
+          // A hole at the start of what the log holds from here: pruned (see the class comment).
+          let goneTo = first === undefined ? undefined : first.seq > this.nextSeq ? first.seq - 1 : undefined;
+          let readAgain = false;
+          if (first === undefined) {
+            // Nothing after nextSeq: either nothing new, or retention removed all of it (one snapshot).
+            const range = await this.log.retainedRange(this.roomId);
+            const end = range.from === null ? range.lastSeq : range.from - 1;
+            if (end >= this.nextSeq) {
+              goneTo = end;
+              readAgain = range.from !== null;
+            }
+          }
+          if (page.length > 0 || goneTo !== undefined) holding = await this.events.holds(this);
           if (holding !== "yes" || this.closedFlag) break;
+          if (goneTo !== undefined) this.skipGone(goneTo);
           for (const m of page) {
             if (this.closedFlag) return;
             if (m.seq === this.nextSeq) this.deliver(m);
           }
-          if (page.length < this.options.pageSize) break;
+          if (this.closedFlag) return;
+          if (page.length < this.options.pageSize && !readAgain) break;
         }
       } while (this.catchUpAgain && holding === "yes" && !this.closedFlag);
     } catch (err) {
@@ -165,6 +190,14 @@ export class PresenterSession {
     this.nextSeq = message.seq + 1;
     const buffered = this.sink.send(message);
     this.events.onDelivered(this, message);
+    if (buffered > this.options.sendBufferBytes) this.events.onSlowConsumer(this);
+  }
+
+  /** Retention removed nextSeq..toSeq: says so once, then delivery goes on after it. */
+  private skipGone(toSeq: number): void {
+    const fromSeq = this.nextSeq;
+    this.nextSeq = toSeq + 1;
+    const buffered = this.sink.gone?.(fromSeq, toSeq) ?? 0;
     if (buffered > this.options.sendBufferBytes) this.events.onSlowConsumer(this);
   }
 

@@ -61,6 +61,11 @@ export class Relay {
     return this.posts.history(roomId, before, limit, options);
   }
 
+  /** The room's lowest retained seq (retention prunes below it); null when it holds no entry. */
+  async retainedFrom(roomId: number): Promise<number | null> {
+    return (await this.log.retainedRange(roomId)).from;
+  }
+
   /** Whether a room is on air, on which node, and its newest seq (for the console and operators). */
   async roomStatus(
     roomId: number,

@@ -88,5 +88,10 @@ export const API_TAGS = [
     description:
       "Room settings, moderators, bans and timeouts, blocked terms, deletion and audit. Every change is a moderation event with its own `seq`, delivered to the presenter in order with the chat.",
   },
+  {
+    name: ApiTag.logManagement,
+    description:
+      "The chat log for operators (a token whose role claim holds `OPERATOR_ROLE`; any other token gets `403`): export, erasing a user, statistics. The same work is available from the CLI, `chatrelay log ...`.",
+  },
   { name: ApiTag.health, description: "Liveness on the public port (readiness and metrics: ops listener only)." },
 ];

@@ -12,6 +12,7 @@ export const ApiTag = {
   messages: "messages",
   presenter: "presenter socket",
   moderation: "moderation",
+  logManagement: "log management",
   health: "health",
 } as const;
 

@@ -7,8 +7,15 @@ import type { ModerationCommand } from "../core/moderation.js";
  */
 export type ClientCommand =
   /** `token` undefined: the start frame carried none (or an unusable one); the socket is refused (4003). */
-  /** `wantsEvents`: the seed client asked for `moderation` frames (`"events": true`). */
-  | { kind: "start"; token: string | undefined; lastSeq: number | undefined; wantsReady: boolean; wantsEvents: boolean }
+  /** `wantsEvents`: the seed client asked for `moderation` frames (`"events": true`); `wantsGone`: for `gone` frames. */
+  | {
+      kind: "start";
+      token: string | undefined;
+      lastSeq: number | undefined;
+      wantsReady: boolean;
+      wantsEvents: boolean;
+      wantsGone: boolean;
+    }
   | { kind: "auth"; token: string }
   | { kind: "ack"; seq: number }
   | { kind: "ping" }

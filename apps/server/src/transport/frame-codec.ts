@@ -25,6 +25,11 @@ export interface FrameCodec {
    * gets no frame for it (a seed client that did not opt in to events with `"events": true`).
    */
   message(m: ChatMessage, wantsEvents: boolean): string | undefined;
+  /**
+   * Retention removed seqs fromSeq..toSeq: the `gone` frame. Undefined: this connection gets none
+   * (a seed client that did not opt in with `"gone": true`).
+   */
+  gone(fromSeq: number, toSeq: number, wantsGone: boolean): string | undefined;
   pong(): string;
   /** `message` is always our own text. */
   error(code: string, message: string): string;

@@ -70,6 +70,8 @@ export class PresenterConnection implements PresenterSink {
   private moderateQueue: Promise<void> | undefined;
   /** Moderation events are sent as frames: always on v1; on the seed only after `"events": true` at start. */
   private wantsEvents: boolean;
+  /** `gone` frames (retention removed a range): always on v1; on the seed only after `"gone": true` at start. */
+  private wantsGone: boolean;
 
   constructor(
     readonly ws: WebSocket,
@@ -78,6 +80,7 @@ export class PresenterConnection implements PresenterSink {
     onClosed: (connection: PresenterConnection) => void,
   ) {
     this.wantsEvents = codec.surface === "v1";
+    this.wantsGone = codec.surface === "v1";
     ws.on("message", (data, isBinary) => this.onFrame(data, isBinary));
     ws.on("ping", (data) => this.guard(() => this.onPing(data)));
     ws.on("pong", (data) => {
@@ -113,6 +116,13 @@ export class PresenterConnection implements PresenterSink {
    */
   send(message: ChatMessage): number {
     const text = this.codec.message(message, this.wantsEvents);
+    if (text !== undefined) this.ws.send(text);
+    return this.ws.bufferedAmount;
+  }
+
+  /** PresenterSink: retention removed fromSeq..toSeq; a connection that gets no frame for it just moves on. */
+  gone(fromSeq: number, toSeq: number): number {
+    const text = this.codec.gone(fromSeq, toSeq, this.wantsGone);
     if (text !== undefined) this.ws.send(text);
     return this.ws.bufferedAmount;
   }
@@ -179,6 +189,7 @@ export class PresenterConnection implements PresenterSink {
           this.phase = "starting";
           this.clearHandshake();
           this.wantsEvents = command.wantsEvents;
+          this.wantsGone = command.wantsGone;
           this.run(this.start(command.token, command.lastSeq, command.wantsReady));
         }
         break;

@@ -1,4 +1,4 @@
-import type { SeedModerationFrame, SeedReadyFrame, SeedSendChattingFrame } from "@chatrelay/protocol";
+import type { SeedGoneFrame, SeedModerationFrame, SeedReadyFrame, SeedSendChattingFrame } from "@chatrelay/protocol";
 import { type ChatMessage, isEvent } from "../core/message.js";
 import { type DecodedFrame, field, invalid, isInvalid, parseObject, readSeq, readToken } from "./client-frame.js";
 import { seedClock } from "./error-replies.js";
@@ -27,7 +27,16 @@ export const seedCodec: FrameCodec = {
         if (ready !== undefined && typeof ready !== "boolean") return invalid("ready must be true or false");
         const events = field(frame, "events");
         if (events !== undefined && typeof events !== "boolean") return invalid("events must be true or false");
-        return { kind: "start", token, lastSeq, wantsReady: ready === true, wantsEvents: events === true };
+        const gone = field(frame, "gone");
+        if (gone !== undefined && typeof gone !== "boolean") return invalid("gone must be true or false");
+        return {
+          kind: "start",
+          token,
+          lastSeq,
+          wantsReady: ready === true,
+          wantsEvents: events === true,
+          wantsGone: gone === true,
+        };
       }
       case "stop":
         return { kind: "stop" };
@@ -60,6 +69,13 @@ export const seedCodec: FrameCodec = {
       userType: m.userType,
       sentAt: m.sentAt.toISOString(),
     };
+    return JSON.stringify(frame);
+  },
+
+  gone(fromSeq: number, toSeq: number, wantsGone: boolean): string | undefined {
+    // A seed client that did not opt in must never see a frame it cannot parse.
+    if (!wantsGone) return undefined;
+    const frame: SeedGoneFrame = { id: "gone", fromSeq, toSeq };
     return JSON.stringify(frame);
   },
 

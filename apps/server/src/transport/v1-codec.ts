@@ -42,6 +42,9 @@ export const v1Codec: FrameCodec = {
   message: (m: ChatMessage) =>
     isEvent(m) ? frame({ type: "moderation", ...toEventView(m) }) : JSON.stringify({ type: "message", ...toView(m) }),
 
+  // v1 clients always get it (the `gone` frame is part of v1).
+  gone: (fromSeq: number, toSeq: number) => frame({ type: "gone", fromSeq, toSeq }),
+
   pong: () => '{"type":"pong"}',
 
   error: (code, message) => frame({ type: "error", code, message }),

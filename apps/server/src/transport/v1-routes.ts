@@ -110,7 +110,7 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
       schema: {
         summary: "Read a room's history",
         description:
-          "Newest first; pass `nextBefore` as `before` for the next (older) page. `limit` defaults to 50 and is capped by `HISTORY_MAX_LIMIT`. `kinds=all` lists moderation events too; `includeDeleted=true` shows deleted messages' text (the room's presenter and moderators only).",
+          "Newest first; pass `nextBefore` as `before` for the next (older) page. `limit` defaults to 50 and is capped by `HISTORY_MAX_LIMIT`. `kinds=all` lists moderation events too; `includeDeleted=true` shows deleted messages' text (the room's presenter and moderators only). `retainedFrom`: the room's lowest seq still in the log (retention pruned everything below it), null when it holds nothing.",
         tags: [ApiTag.messages],
         security: BEARER_SECURITY,
         params: roomParamsSchema,
@@ -132,11 +132,15 @@ export const v1Routes: FastifyPluginAsync<V1RoutesOptions> = async (app, opts) =
       }
       const limit = Math.min(Number(request.query.limit ?? 50), opts.historyMaxLimit);
       request.logContext = { roomId };
-      const items = await relay.history(roomId, before, limit, { events: request.query.kinds === "all" });
+      const [items, retainedFrom] = await Promise.all([
+        relay.history(roomId, before, limit, { events: request.query.kinds === "all" }),
+        relay.retainedFrom(roomId),
+      ]);
       const last = items.at(-1);
       return {
         items: items.map((m) => toHistoryView(m, showDeleted)),
         nextBefore: items.length === limit && last !== undefined && last.seq > 1 ? last.seq : null,
+        retainedFrom,
       };
     },
   );

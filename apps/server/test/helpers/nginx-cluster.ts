@@ -1,5 +1,6 @@
 import { type RunningNginx, startNginx } from "./nginx.js";
 import { NodeProcess } from "./processes.js";
+import { pollUntil } from "./wait.js";
 
 /** Node processes behind the real nginx: what `docker compose up --scale chat=N` runs, minus Docker. */
 export interface NginxCluster {
@@ -36,4 +37,17 @@ export async function startNginxCluster(names: string[], env: Record<string, str
     throw err;
   }
   return { nodes, proxy, stop };
+}
+
+/**
+ * The node that logged attaching this presenter connection. The client can see its `ready` before
+ * the node's log line has been read from its stdout, so this waits (bounded) for the line.
+ */
+export function nodeAttaching(nodes: NodeProcess[], connId: string, timeoutMs = 10_000): Promise<NodeProcess> {
+  return pollUntil(
+    async () => nodes.find((n) => n.lines.some((l) => l.msg === "presenter attached" && l.connId === connId)),
+    `a node logging that it attached ${connId}`,
+    timeoutMs,
+    20,
+  );
 }
