@@ -102,11 +102,15 @@ function makeRelay(options: { resyncSpreadMs?: number; resyncConcurrency?: numbe
 function sink() {
   const got: ChatMessage[] = [];
   const state = { closed: undefined as number | undefined };
+  /** "sent" for every message delivered (to wait for one that is checked and held first). */
+  const events = new EventEmitter();
   return {
     got,
     state,
+    events,
     send(m: ChatMessage) {
       got.push(m);
+      events.emit("sent", m);
       return 0;
     },
     close(code: number) {
@@ -142,7 +146,10 @@ t.test("a takeover notice that presence does not back leaves the presenter conne
   presence.failGet = false;
   t.equal(s.state.closed, undefined, "not closed when presence cannot be read");
 
+  // The second notice's failed lookup may still be settling: a message meanwhile is held, then delivered.
+  const delivered = within(s.events, "sent");
   await relay.send({ roomId: 501, senderId: 9, nickname: "v", userType: "viewer", text: "still here" });
+  await delivered;
   t.same(
     s.got.map((m) => m.text),
     ["still here"],
