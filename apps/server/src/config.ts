@@ -132,6 +132,8 @@ export interface RetentionConfig {
   intervalMs: number;
   /** RETENTION_BATCH_ROWS: rows per delete, each its own short transaction. */
   batchRows: number;
+  /** RETENTION_DUTY_PERCENT: share of a pass's wall time spent deleting; it rests the remainder. */
+  dutyPercent: number;
 }
 
 export { DEV_JWT_SECRET };
@@ -501,6 +503,7 @@ function readRetention({ read, problems }: EnvReader): RetentionConfig {
     maxCount:
       whole("RETENTION_MAX_COUNT", 1, Number.MAX_SAFE_INTEGER, "entries per room; unset: no count limit") ?? null,
     intervalMs: whole("RETENTION_INTERVAL_MS", 100, 86_400_000, "milliseconds between passes; default 60000") ?? 60_000,
-    batchRows: whole("RETENTION_BATCH_ROWS", 1, 100_000, "rows per delete; default 5000") ?? 5000,
+    batchRows: whole("RETENTION_BATCH_ROWS", 1, 100_000, "rows per delete; default 1000") ?? 1000,
+    dutyPercent: whole("RETENTION_DUTY_PERCENT", 1, 100, "percent of a pass spent deleting; default 25") ?? 25,
   };
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import pg from "pg";
 import t from "tap";
 import { Pruner, RETENTION_LOCK_KEY } from "../src/chatlog/retention.js";
@@ -18,11 +19,17 @@ import { TestSocket } from "./helpers/ws-client.js";
 /** A node whose background passes never come during the test: the test runs passes itself. */
 const QUIET = { RETENTION_INTERVAL_MS: "86400000" };
 
-const pruner = (server: TestServer, policy: { maxAgeDays: number | null; maxCount: number | null }, batchRows = 7) =>
+const pruner = (
+  server: TestServer,
+  policy: { maxAgeDays: number | null; maxCount: number | null },
+  batchRows = 7,
+  dutyPercent = 100,
+) =>
   new Pruner(server.db, {
     policy,
     intervalMs: 86_400_000,
     batchRows,
+    dutyPercent,
     databaseUrl: server.config.databaseUrl,
     statementTimeoutMs: 5000,
     connectTimeoutMs: 5000,
@@ -235,7 +242,7 @@ t.test("PostgreSQL: one pass at a time across nodes (the advisory lock)", async 
 
 t.test("RETENTION_* settings: defaults, and each problem named without its value", async (t) => {
   const config = loadConfig(testEnv());
-  t.same(config.retention, { maxAgeDays: null, maxCount: null, intervalMs: 60_000, batchRows: 5000 });
+  t.same(config.retention, { maxAgeDays: null, maxCount: null, intervalMs: 60_000, batchRows: 1000, dutyPercent: 25 });
   const set = loadConfig(testEnv({ RETENTION_MAX_AGE_DAYS: "30", RETENTION_MAX_COUNT: "100000" })).retention;
   t.match(set, { maxAgeDays: 30, maxCount: 100_000 });
   const bad = {
@@ -243,6 +250,7 @@ t.test("RETENTION_* settings: defaults, and each problem named without its value
     RETENTION_MAX_COUNT: "0",
     RETENTION_INTERVAL_MS: "-5",
     RETENTION_BATCH_ROWS: "1e9",
+    RETENTION_DUTY_PERCENT: "0",
   };
   try {
     loadConfig(testEnv(bad));
@@ -258,4 +266,32 @@ t.test("RETENTION_* settings: defaults, and each problem named without its value
     t.notOk((err as Error).message.includes("secret-ish-value"), "the value is not echoed");
     t.notOk((err as Error).message.includes("1e9"), "the value is not echoed");
   }
+});
+
+t.test("a pass rests between batches in proportion to them (RETENTION_DUTY_PERCENT)", async (t) => {
+  const server = await startTestServer({ ...QUIET });
+  t.teardown(() => server.shutdown());
+  await appendMessages(server.chatLog, 1, 60);
+  // Each batch is made to take at least SLOW ms (its onBatch, awaited inside the batch, waits that
+  // long: a stand-in for a heavy delete). At 50% the pass then rests at least as long again, so
+  // consecutive batches end at least 2 * SLOW apart; without the rest, SLOW and a little.
+  const SLOW = 25;
+  const ends = async (dutyPercent: number, maxCount: number) => {
+    const marks: number[] = [];
+    const result = await pruner(server, { maxAgeDays: null, maxCount }, 10, dutyPercent).runPass({
+      onBatch: async () => {
+        await new Promise((resolve) => setTimeout(resolve, SLOW));
+        marks.push(performance.now());
+      },
+    });
+    return { rows: result?.rows, gaps: marks.slice(1).map((m, i) => m - (marks[i] as number)) };
+  };
+  const paced = await ends(50, 30);
+  t.equal(paced.rows, 30, "the pass deleted its prefix, in three batches");
+  t.ok(
+    paced.gaps.every((g) => g >= 2 * SLOW - 1),
+    `at 50%, a rest as long as the batch (${paced.gaps.map((g) => g.toFixed(0)).join(", ")} ms)`,
+  );
+  const full = await ends(100, 10);
+  t.equal(full.rows, 20, "at 100% (the default of a Pruner built directly) the next prefix goes");
 });

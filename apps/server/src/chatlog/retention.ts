@@ -1,4 +1,4 @@
-import { setImmediate as nextTurn } from "node:timers/promises";
+import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import type { Logger } from "pino";
 import { redactUrl } from "../ops/redact-url.js";
@@ -16,6 +16,13 @@ export interface PrunerSettings {
   policy: RetentionPolicy;
   intervalMs: number;
   batchRows: number;
+  /**
+   * Share of wall time a pass spends deleting (1..100): after a batch that took T, it waits
+   * T * (100 / dutyPercent - 1). Deleting is WAL, index and fsync work on the database the live
+   * path commits to; at full speed a pass of a million rows doubled the cluster path's p99 on a
+   * two-core machine. @default 100 (the server passes RETENTION_DUTY_PERCENT, default 25)
+   */
+  dutyPercent?: number;
   /** PostgreSQL: a pass runs on a dedicated connection of its own (the lock's session); unset: PGlite. */
   databaseUrl: string | undefined;
   statementTimeoutMs: number;
@@ -256,9 +263,11 @@ export class Pruner {
     if (countBound <= 0 && policy.maxAgeDays === null) return 0;
     const sql = options.dryRun === true ? COUNT_BATCH_SQL : DELETE_BATCH_SQL;
     const batchRows = this.settings.batchRows;
+    const restFactor = 100 / Math.min(100, Math.max(1, this.settings.dutyPercent ?? 100)) - 1;
     let after = 0;
     let total = 0;
     for (;;) {
+      const batchStarted = performance.now();
       const [batch] = await session.query<BatchRow>(sql, [
         String(roomId),
         String(after),
@@ -274,8 +283,12 @@ export class Pruner {
       }
       // Done when the batch kept something (the prefix ended) or reached the room's end.
       if (batch === undefined || n < batch.head || batch.head < batchRows || this.stopping) return total;
-      // Lets the event loop serve requests between batches (PGlite on the main thread, the CLI's progress).
+      // Lets the event loop serve requests between batches (PGlite on the main thread, the CLI's progress),
+      // then rests in proportion to the batch, so the live path keeps most of the database.
       await nextTurn();
+      const restMs = (performance.now() - batchStarted) * restFactor;
+      if (restMs >= 1 && options.dryRun !== true) await sleep(restMs);
+      if (this.stopping) return total;
     }
   }
 

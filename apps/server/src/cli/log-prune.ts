@@ -67,6 +67,7 @@ export async function runPrune(db: Database, args: string[]): Promise<number> {
     policy: retention,
     intervalMs: retention.intervalMs,
     batchRows: retention.batchRows,
+    dutyPercent: retention.dutyPercent,
     databaseUrl,
     statementTimeoutMs: DATABASE_DEFAULTS.statementTimeoutMs,
     connectTimeoutMs: DATABASE_DEFAULTS.connectTimeoutMs,
@@ -74,7 +75,9 @@ export async function runPrune(db: Database, args: string[]): Promise<number> {
   const policyLine = keepsEverything(retention)
     ? "global policy: keep everything (rooms with an override only)"
     : `global policy: max age ${retention.maxAgeDays ?? "none"} days, max count ${retention.maxCount ?? "none"} per room`;
-  process.stderr.write(`${policyLine}; batches of ${retention.batchRows} rows${dryRun ? "; dry run" : ""}\n`);
+  process.stderr.write(
+    `${policyLine}; batches of ${retention.batchRows} rows, deleting ${retention.dutyPercent}% of the time${dryRun ? "; dry run" : ""}\n`,
+  );
 
   const progress = new Progress(dryRun ? "would prune" : "pruned", undefined);
   // Ctrl-C: stop after the current batch (each batch is committed on its own) and report.
