@@ -1,8 +1,8 @@
-import { parseArgs } from "node:util";
 import type { Database } from "../chatlog/database.js";
 import { PrismaChatLog } from "../chatlog/prisma-chat-log.js";
 import { UserErasure } from "../chatlog/user-erasure.js";
 import type { ChatMessage } from "../core/message.js";
+import { commandArgs } from "./command-args.js";
 import { CliError, ExitCode, usageError } from "./exit-codes.js";
 import { Progress } from "./progress.js";
 
@@ -23,28 +23,18 @@ const MAX_REASON = 500;
 
 /** `chatrelay log erase`: the operator route's erasure, from the command line. */
 export async function runErase(db: Database, args: string[]): Promise<number> {
-  let values: { user?: string; operator?: string; reason?: string; yes?: boolean; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        user: { type: "string" },
-        operator: { type: "string" },
-        reason: { type: "string" },
-        yes: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch {
-    // parseArgs' message repeats the argument: ours does not.
-    throw usageError(`unknown or incomplete option (see --help)\n${USAGE}`);
-  }
-  if (values.help === true) {
-    process.stdout.write(`${USAGE}\n`);
-    return ExitCode.ok;
-  }
+  const parsed = commandArgs(
+    args,
+    {
+      user: { type: "string" },
+      operator: { type: "string" },
+      reason: { type: "string" },
+      yes: { type: "boolean" },
+    },
+    USAGE,
+  );
+  if (parsed === undefined) return ExitCode.ok;
+  const values = parsed as { user?: string; operator?: string; reason?: string; yes?: boolean };
   const userId = positiveId(values.user, "--user");
   const operatorId = positiveId(values.operator, "--operator");
   const reason = values.reason?.trim();

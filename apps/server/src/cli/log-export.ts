@@ -1,12 +1,12 @@
 import { once } from "node:events";
 import { createWriteStream, renameSync, rmSync, statSync } from "node:fs";
 import type { Writable } from "node:stream";
-import { parseArgs } from "node:util";
 import type { Database } from "../chatlog/database.js";
 import { countExportRows, exportChunks } from "../chatlog/export-cursor.js";
 import { ExportParamError, type ExportRequest, parseExportParams } from "../chatlog/export-range.js";
 import { encoderFor } from "../transport/export-format.js";
 import { parseId } from "../transport/ids.js";
+import { commandArgs } from "./command-args.js";
 import { CliError, ExitCode, usageError } from "./exit-codes.js";
 import { Progress } from "./progress.js";
 
@@ -28,31 +28,21 @@ Exit codes: 0 done, 1 failed part-way (resume with --after-seq), 2 bad arguments
 
 /** `chatrelay log export`: the export route's rows and cursor, written to stdout or a file. */
 export async function runExport(db: Database, args: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        room: { type: "string" },
-        from: { type: "string" },
-        to: { type: "string" },
-        "after-seq": { type: "string" },
-        "to-seq": { type: "string" },
-        format: { type: "string" },
-        out: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch {
-    // parseArgs' own message repeats the argument as given: say it in our words.
-    throw usageError("unknown option or missing value (see --help)");
-  }
-  if (values.help === true) {
-    process.stdout.write(`${HELP}\n`);
-    return ExitCode.ok;
-  }
+  const parsed = commandArgs(
+    args,
+    {
+      room: { type: "string" },
+      from: { type: "string" },
+      to: { type: "string" },
+      "after-seq": { type: "string" },
+      "to-seq": { type: "string" },
+      format: { type: "string" },
+      out: { type: "string" },
+    },
+    HELP,
+  );
+  if (parsed === undefined) return ExitCode.ok;
+  const values = parsed as Record<string, string | boolean | undefined>;
   const str = (name: string) => values[name] as string | undefined;
   const roomId = parseId(str("room"));
   if (roomId === undefined) throw usageError("--room must be a positive integer");

@@ -1,8 +1,8 @@
-import { parseArgs } from "node:util";
 import { DATABASE_DEFAULTS, type Database } from "../chatlog/database.js";
 import { Pruner } from "../chatlog/retention.js";
 import { keepsEverything } from "../chatlog/retention-policy.js";
 import { ConfigError, loadRetentionConfig, loadStoreConfig, type RetentionConfig } from "../config.js";
+import { commandArgs } from "./command-args.js";
 import { CliError, ExitCode, usageError } from "./exit-codes.js";
 import { Progress } from "./progress.js";
 
@@ -28,26 +28,16 @@ Exit codes: 0 done (also when nothing was due), 1 the pass failed or was interru
 
 /** `chatrelay log prune [--room N] [--dry-run]`: one retention pass now. */
 export async function runPrune(db: Database, args: string[]): Promise<number> {
-  let values: { room?: string; "dry-run"?: boolean; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        room: { type: "string" },
-        "dry-run": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch {
-    // parseArgs' message quotes the argument: say what is wrong in our words only.
-    throw usageError("unknown option or missing value (see --help)");
-  }
-  if (values.help === true) {
-    process.stdout.write(`${HELP}\n`);
-    return ExitCode.ok;
-  }
+  const parsed = commandArgs(
+    args,
+    {
+      room: { type: "string" },
+      "dry-run": { type: "boolean" },
+    },
+    HELP,
+  );
+  if (parsed === undefined) return ExitCode.ok;
+  const values = parsed as { room?: string; "dry-run"?: boolean };
   let roomId: number | undefined;
   if (values.room !== undefined) {
     roomId = /^[1-9][0-9]{0,15}$/.test(values.room) ? Number(values.room) : Number.NaN;

@@ -1,8 +1,8 @@
-import { parseArgs } from "node:util";
 import type { Database } from "../chatlog/database.js";
 import { type BusyRoom, type RoomStats, RoomStatsReader } from "../chatlog/room-stats.js";
 import { StatsRollup } from "../chatlog/stats-rollup.js";
 import { type StatsWindow, StatsWindowError, statsWindow } from "../chatlog/stats-window.js";
+import { commandArgs } from "./command-args.js";
 import { ExitCode, usageError } from "./exit-codes.js";
 
 const USAGE = `usage: chatrelay log stats --room N [--from ISO] [--to ISO] [--top N] [--json] [--rollup]
@@ -21,7 +21,22 @@ const MAX_COUNT = 100;
 
 /** `chatrelay log stats`: what GET /v1/rooms/:roomId/stats and GET /v1/stats/rooms answer. */
 export async function runStats(db: Database, args: string[]): Promise<number> {
-  let values: {
+  const parsed = commandArgs(
+    args,
+    {
+      room: { type: "string" },
+      busiest: { type: "boolean" },
+      from: { type: "string" },
+      to: { type: "string" },
+      top: { type: "string" },
+      limit: { type: "string" },
+      json: { type: "boolean" },
+      rollup: { type: "boolean" },
+    },
+    USAGE,
+  );
+  if (parsed === undefined) return ExitCode.ok;
+  const values = parsed as {
     room?: string;
     busiest?: boolean;
     from?: string;
@@ -30,32 +45,7 @@ export async function runStats(db: Database, args: string[]): Promise<number> {
     limit?: string;
     json?: boolean;
     rollup?: boolean;
-    help?: boolean;
   };
-  try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        room: { type: "string" },
-        busiest: { type: "boolean" },
-        from: { type: "string" },
-        to: { type: "string" },
-        top: { type: "string" },
-        limit: { type: "string" },
-        json: { type: "boolean" },
-        rollup: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch {
-    throw usageError(`unknown or incomplete option (see --help)\n${USAGE}`);
-  }
-  if (values.help === true) {
-    process.stdout.write(`${USAGE}\n`);
-    return ExitCode.ok;
-  }
   if ((values.room === undefined) === (values.busiest !== true)) {
     throw usageError("give either --room N or --busiest");
   }
