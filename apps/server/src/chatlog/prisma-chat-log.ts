@@ -14,6 +14,7 @@ import { failpoints } from "../ops/failpoints.js";
 import { type AppendRow, appendBatch } from "./append-statement.js";
 import type { Database } from "./database.js";
 import { type GroupCommitLimits, type GroupCommitStats, GroupCommitWriter } from "./group-commit.js";
+import { sqlState } from "./log-errors.js";
 import { readRetainedRange } from "./retention-store.js";
 
 const RETRYABLE = new Set([
@@ -267,22 +268,4 @@ function toMessage(row: ChatMessageRow): ChatMessage {
 
 function toEventData(kind: ModerationEventKind, value: unknown): ModerationEventData {
   return checkEventData(kind, value) ? value : {};
-}
-
-/** The PostgreSQL SQLSTATE of a driver error, however Prisma wrapped it (P2010 -> meta.driverAdapterError.cause). */
-function sqlState(err: unknown): string | undefined {
-  const queue: unknown[] = [err];
-  for (let seen = 0; queue.length > 0 && seen < 20; seen++) {
-    const e = queue.shift();
-    if (!e || typeof e !== "object") continue;
-    const o = e as Record<string, unknown>;
-    for (const key of ["originalCode", "code"]) {
-      const v = o[key];
-      // Prisma's own codes (P2010...) look like SQLSTATEs; skip them.
-      if (typeof v === "string" && /^[0-9A-Z]{5}$/.test(v) && !/^P\d{4}$/.test(v)) return v;
-    }
-    if (o.kind === "UniqueConstraintViolation") return "23505";
-    queue.push(o.cause, o.meta, o.driverAdapterError);
-  }
-  return undefined;
 }

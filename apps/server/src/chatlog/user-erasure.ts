@@ -2,6 +2,7 @@ import { uuidv7 } from "../core/ids.js";
 import type { ChatMessage } from "../core/message.js";
 import type { ChatLog } from "../core/ports.js";
 import type { Database } from "./database.js";
+import { sqlState } from "./log-errors.js";
 
 /** One room of an erasure: how many of the user's messages still have their text there. */
 export interface ErasureRoom {
@@ -192,7 +193,7 @@ export class UserErasure {
         );
         return Number(rows[0]?.n ?? 0);
       } catch (err) {
-        if (attempt < MAX_ATTEMPTS && RETRYABLE.has(sqlStateOf(err) ?? "")) continue;
+        if (attempt < MAX_ATTEMPTS && RETRYABLE.has(sqlState(err) ?? "")) continue;
         throw err;
       }
     }
@@ -209,20 +210,4 @@ export class UserErasure {
       finished,
     );
   }
-}
-
-/** The SQLSTATE in a driver error however Prisma wrapped it (bounded walk). */
-function sqlStateOf(err: unknown): string | undefined {
-  const queue: unknown[] = [err];
-  for (let seen = 0; queue.length > 0 && seen < 20; seen++) {
-    const e = queue.shift();
-    if (!e || typeof e !== "object") continue;
-    const o = e as Record<string, unknown>;
-    for (const key of ["originalCode", "code"]) {
-      const v = o[key];
-      if (typeof v === "string" && /^[0-9A-Z]{5}$/.test(v) && !/^P\d{4}$/.test(v)) return v;
-    }
-    queue.push(o.cause, o.meta, o.driverAdapterError);
-  }
-  return undefined;
 }
