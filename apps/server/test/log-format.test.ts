@@ -98,7 +98,9 @@ t.test("on a terminal (a pseudo-terminal from script(1)): pretty by default; Ctr
   };
   delete env.LOG_FORMAT;
   // -e: script exits with the node's status; -f: output as it comes. The terminal turns \n into \r\n.
-  const command = `'${process.execPath}' '${SERVER_MAIN}'`;
+  // exec: script runs the command through $SHELL, and a shell left waiting would take the SIGINT too
+  // (dash, CI's /bin/sh, does not exec a lone command on its own) and exit with 130 whatever the node does.
+  const command = `exec '${process.execPath}' '${SERVER_MAIN}'`;
   const child = spawn("script", ["-q", "-e", "-f", "-c", command, "/dev/null"], { env, stdio: "pipe" });
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
