@@ -3,6 +3,7 @@ import { statSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseClusterSpec, type RedisClusterSpec } from "./adapters/redis-cluster-spec.js";
 import { DEV_JWT_SECRET, secretWeakness } from "./auth/secret-strength.js";
 import { DEFAULT_CLOCK_TOLERANCE_S, DEFAULT_MAX_TOKEN_AGE_S, DEFAULT_MODERATOR_CLAIM } from "./auth/token-verifier.js";
 import { type GateLimits, type Limit, parseLimit } from "./core/rate-limit.js";
@@ -28,8 +29,13 @@ export interface Config {
   pgliteThread: "worker" | "main";
   /** MIGRATIONS_DIR (absolute, checked to be a folder); unset means the nearest prisma/migrations. */
   migrationsDir: string | undefined;
-  /** Redis URL; unset means the in-process bus and presence (one node). */
+  /** Redis URL; unset (and no cluster) means the in-process bus and presence (one node). */
   redisUrl: string | undefined;
+  /**
+   * A Redis Cluster instead (REDIS_CLUSTER_NODES, or REDIS_URL=redis+cluster://...): sharded pub/sub
+   * for the bus. REDIS_USERNAME / REDIS_PASSWORD apply here too.
+   */
+  redisCluster: RedisClusterSpec | undefined;
   redisKeyPrefix: string;
   /** ACL user for both Redis connections; overrides the one in REDIS_URL. */
   redisUsername: string | undefined;
@@ -233,6 +239,32 @@ function envReader(env: Env, problems: string[]): EnvReader {
   return { problems, read, int, url };
 }
 
+/** One Redis (REDIS_URL) or a Redis Cluster (REDIS_CLUSTER_NODES, or a redis+cluster:// REDIS_URL), never both. */
+function redisTarget(reader: EnvReader): Pick<Config, "redisUrl" | "redisCluster"> {
+  const { read, url, problems } = reader;
+  const rawUrl = read("REDIS_URL");
+  const rawNodes = read("REDIS_CLUSTER_NODES");
+  const clusterUrl = rawUrl !== undefined && /^rediss?\+cluster:/i.test(rawUrl);
+  if (rawNodes !== undefined && rawUrl !== undefined) {
+    problems.push("set REDIS_URL or REDIS_CLUSTER_NODES, not both");
+    return { redisUrl: undefined, redisCluster: undefined };
+  }
+  if (rawNodes === undefined && !clusterUrl)
+    return { redisUrl: url("REDIS_URL", ["redis:", "rediss:"]), redisCluster: undefined };
+  const name = rawNodes === undefined ? "REDIS_URL" : "REDIS_CLUSTER_NODES";
+  const spec = parseClusterSpec((rawNodes ?? rawUrl) as string, name);
+  if (typeof spec === "string") {
+    problems.push(spec);
+    return { redisUrl: undefined, redisCluster: undefined };
+  }
+  const prefix = read("REDIS_KEY_PREFIX");
+  if (prefix !== undefined && /[{}]/.test(prefix)) {
+    // A {tag} in the prefix would put every room in one slot (one shard), and "{}" confuses slot grouping.
+    problems.push("REDIS_KEY_PREFIX must not contain { or } on a Redis Cluster (the room is the hash tag)");
+  }
+  return { redisUrl: undefined, redisCluster: spec };
+}
+
 /** Parses and validates the environment; throws one ConfigError listing every wrong value. */
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
@@ -327,7 +359,7 @@ export function loadConfig(env: Env = process.env): Config {
     production,
     failpoints,
     ...store,
-    redisUrl: url("REDIS_URL", ["redis:", "rediss:"]),
+    ...redisTarget(reader),
     redisKeyPrefix: read("REDIS_KEY_PREFIX") ?? "chatrelay:",
     redisUsername: read("REDIS_USERNAME"),
     redisPassword: read("REDIS_PASSWORD"),

@@ -96,14 +96,18 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   let bus: Bus;
   let presence: Presence;
   let gate: Gate;
-  if (config.redisUrl === undefined) {
+  if (config.redisCluster !== undefined) {
+    const cluster = await import("./adapters/redis-cluster.js");
+    ({ bus, presence, gate } = await cluster.connectRedisCluster(config, logger, metrics, loadRoom));
+  } else if (config.redisUrl !== undefined) {
+    const redis = await import("./adapters/redis.js");
+    ({ bus, presence, gate } = await redis.connectRedis(config, logger, metrics, loadRoom));
+  } else {
     bus = new MemoryBus();
     presence = new MemoryPresence(config.presence.ttlMs, config.presence.graceMs);
     gate = new MemoryGate(presence, loadRoom, config.rateLimits);
-  } else {
-    const redis = await import("./adapters/redis.js");
-    ({ bus, presence, gate } = await redis.connectRedis(config, logger, metrics, loadRoom));
   }
+  const busKind = config.redisCluster ? "redis-cluster" : config.redisUrl ? "redis" : "memory";
 
   const relay = new Relay(
     log,
@@ -128,7 +132,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     globalMaxTextLength: config.limits.maxTextLength,
   });
   const readiness: ReadinessCheck[] = [{ name: "chatlog", check: () => log.ping() }];
-  if (config.redisUrl !== undefined) {
+  if (busKind !== "memory") {
     readiness.push({ name: "redis", check: async () => Promise.all([bus.ping(), presence.ping()]).then(() => {}) });
   }
   const deps = {
@@ -157,7 +161,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   retention.start();
   const opsUrl = await ops.listen({ port: config.ops.port, host: config.ops.host });
   const url = await app.listen({ port: config.port, host: config.host });
-  logger.info({ url, opsUrl, chatlog: db.kind, bus: config.redisUrl ? "redis" : "memory" }, "chatrelay listening");
+  logger.info({ url, opsUrl, chatlog: db.kind, bus: busKind }, "chatrelay listening");
   logWhereToStart(logger, url);
 
   let stopping: Promise<void> | undefined;

@@ -1,8 +1,7 @@
-import { Redis } from "ioredis";
 import t, { type Test } from "tap";
 import { lastSeqOf } from "./helpers/chat-load.js";
 import { messages, openPresenter } from "./helpers/cluster.js";
-import { createTestDatabase, REDIS_URL, uniqueRedisPrefix } from "./helpers/databases.js";
+import { createTestDatabase, REDIS_URL, testRedisClient, uniqueRedisPrefix } from "./helpers/databases.js";
 import { NodeProcess } from "./helpers/processes.js";
 import { PostTraffic } from "./helpers/store-traffic.js";
 import type { TestSocket } from "./helpers/ws-client.js";
@@ -27,8 +26,7 @@ const env = {
 };
 const [a, b] = await Promise.all([NodeProcess.start("ack-a", env), NodeProcess.start("ack-b", env)]);
 t.teardown(() => Promise.all([a.kill("SIGKILL"), b.kill("SIGKILL")]));
-const redis = new Redis(REDIS_URL, { lazyConnect: true });
-await redis.connect();
+const redis = testRedisClient();
 t.teardown(() => redis.disconnect());
 
 const ackKey = (room: number) => `${PREFIX}ack:{${room}}`;

@@ -1,8 +1,7 @@
-import { Redis } from "ioredis";
 import t from "tap";
 import { ChatStream, lastSeqOf } from "./helpers/chat-load.js";
 import { messages, openPresenter, post, startCluster, stopAll } from "./helpers/cluster.js";
-import { createTestDatabase, REDIS_URL, uniqueRedisPrefix } from "./helpers/databases.js";
+import { createTestDatabase, REDIS_URL, testRedisClient, uniqueRedisPrefix } from "./helpers/databases.js";
 import { request } from "./helpers/http.js";
 import { mintToken } from "./helpers/tokens.js";
 
@@ -141,7 +140,7 @@ t.test(
 t.test("presence is a Redis key naming the holding node, with a TTL", async (t) => {
   const room = 704;
   const presenter = await openPresenter(c.ws, room);
-  const redis = new Redis(REDIS_URL);
+  const redis = testRedisClient();
   t.teardown(() => redis.quit());
   const key = `${prefix}presence:{${room}}`;
   const value = await redis.get(key);

@@ -233,3 +233,58 @@ t.test("the default PGlite folder is the server package's, whatever the cwd", as
     t.equal(loadConfig({}).pgliteDataDir, join(SERVER_DIR, ".data", "pglite"), `server from ${dir}`);
   }
 });
+
+t.test("a Redis Cluster: REDIS_CLUSTER_NODES or a redis+cluster:// REDIS_URL", async (t) => {
+  const base = { JWT_SECRET: REAL_SECRET };
+  const nodes = loadConfig({ ...base, REDIS_CLUSTER_NODES: "10.0.0.1:7000, redis-2:7001,[::1]:7002" });
+  t.equal(nodes.redisUrl, undefined, "not the single-Redis adapters");
+  t.same(nodes.redisCluster, {
+    nodes: [
+      { host: "10.0.0.1", port: 7000 },
+      { host: "redis-2", port: 7001 },
+      { host: "::1", port: 7002 },
+    ],
+    tls: false,
+    username: undefined,
+    password: undefined,
+  });
+  const url = loadConfig({ ...base, REDIS_URL: "rediss+cluster://app:p%40ss@r1:6379,r2:6379/" });
+  t.same(url.redisCluster, {
+    nodes: [
+      { host: "r1", port: 6379 },
+      { host: "r2", port: 6379 },
+    ],
+    tls: true,
+    username: "app",
+    password: "p@ss",
+  });
+  t.equal(
+    loadConfig({ ...base, REDIS_URL: "redis://cache:6379" }).redisCluster,
+    undefined,
+    "one Redis stays one Redis",
+  );
+
+  const both = problemsOf(t, { ...base, REDIS_URL: "redis://a:1", REDIS_CLUSTER_NODES: "b:2" });
+  t.match(both, /set REDIS_URL or REDIS_CLUSTER_NODES, not both/);
+  for (const [value, says] of [
+    ["r1:6379,", /REDIS_CLUSTER_NODES entry 2 is not host:port/],
+    ["r1", /entry 1 is not host:port/],
+    ["r1:0", /entry 1 is not host:port/],
+    ["r1:70000", /entry 1 is not host:port/],
+    ["r1:6379 ; rm -rf", /entry 1 is not host:port/],
+    [Array.from({ length: 65 }, (_, i) => `h${i}:1`).join(","), /more than 64 nodes/],
+  ] as const) {
+    const problems = problemsOf(t, { ...base, REDIS_CLUSTER_NODES: value });
+    t.match(problems, says, JSON.stringify(value).slice(0, 40));
+    t.notMatch(problems, "rm -rf", "the value is not echoed");
+  }
+  const secretUrl = problemsOf(t, { ...base, REDIS_URL: "redis+cluster://u:hunter2@r1:6379/db?x=1" });
+  t.match(secretUrl, /REDIS_URL must not carry a path or options/);
+  t.notMatch(secretUrl, "hunter2", "a password in a wrong URL is not printed");
+  t.match(problemsOf(t, { ...base, REDIS_URL: "redis+cluster://u:%zz@r1:6379" }), /badly encoded credentials/);
+  t.match(
+    problemsOf(t, { ...base, REDIS_CLUSTER_NODES: "r1:6379", REDIS_KEY_PREFIX: "app{x}:" }),
+    /REDIS_KEY_PREFIX must not contain \{ or \} on a Redis Cluster/,
+  );
+  t.equal(loadConfig({ ...base, REDIS_URL: "redis://a:1", REDIS_KEY_PREFIX: "app{x}:" }).redisKeyPrefix, "app{x}:");
+});

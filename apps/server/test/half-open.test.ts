@@ -1,8 +1,7 @@
-import { Redis } from "ioredis";
 import t, { type Test } from "tap";
 import type WebSocket from "ws";
 import { messages, post } from "./helpers/cluster.js";
-import { REDIS_URL, uniqueRedisPrefix } from "./helpers/databases.js";
+import { REDIS_URL, testRedisClient, uniqueRedisPrefix } from "./helpers/databases.js";
 import { tcpOf } from "./helpers/hostile-flood.js";
 import { request } from "./helpers/http.js";
 import { NodeProcess } from "./helpers/processes.js";
@@ -31,7 +30,7 @@ const node = await NodeProcess.start("half-open", {
   LOG_LEVEL: "debug",
 });
 t.teardown(() => node.kill("SIGKILL"));
-const redis = new Redis(REDIS_URL);
+const redis = testRedisClient();
 t.teardown(() => redis.disconnect());
 const viewer = await mintToken({ user_idx: 1301, nickname: "viewer" });
 

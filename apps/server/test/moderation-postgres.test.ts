@@ -1,6 +1,5 @@
-import { Redis } from "ioredis";
 import t from "tap";
-import { createTestDatabase, REDIS_URL, uniqueRedisPrefix } from "./helpers/databases.js";
+import { createTestDatabase, deleteKeys, REDIS_URL, testRedisClient, uniqueRedisPrefix } from "./helpers/databases.js";
 import { call, type Json, openPresenter, snapshot } from "./helpers/moderation.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 
@@ -12,10 +11,9 @@ import { startTestServer, type TestServer } from "./helpers/server.js";
 const db = await createTestDatabase();
 t.teardown(() => db.drop());
 const prefix = uniqueRedisPrefix();
-const redis = new Redis(REDIS_URL);
+const redis = testRedisClient();
 t.teardown(async () => {
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteKeys(redis, `${prefix}*`);
   redis.disconnect();
 });
 const env = { DATABASE_URL: db.url, REDIS_URL, REDIS_KEY_PREFIX: prefix };
@@ -113,8 +111,7 @@ t.test("the state survives a restart of every node and the loss of Redis' keys",
   const withBan = await snapshot((nodes[0] as TestServer).http, ROOM);
   t.notSame(withBan, before, "the ban changed the state");
   await stopAll();
-  const keys = await redis.keys(`${prefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
+  await deleteKeys(redis, `${prefix}*`);
 
   const [c] = await startNodes(1);
   if (c === undefined) throw new Error("one node");

@@ -1,5 +1,4 @@
 import { setTimeout as delay } from "node:timers/promises";
-import { Redis } from "ioredis";
 import t, { type Test } from "tap";
 import { MemoryGate } from "../src/adapters/memory-gate.js";
 import { MemoryPresence } from "../src/adapters/memory-presence.js";
@@ -7,7 +6,7 @@ import { RedisGate } from "../src/adapters/redis-gate.js";
 import type { Gate } from "../src/core/ports.js";
 import { NO_LIMITS } from "../src/core/rate-limit.js";
 import { messages, openPresenter, post, startCluster, stopAll } from "./helpers/cluster.js";
-import { createTestDatabase, REDIS_URL, uniqueRedisPrefix } from "./helpers/databases.js";
+import { createTestDatabase, deleteKeys, REDIS_URL, testRedisClient, uniqueRedisPrefix } from "./helpers/databases.js";
 import { request } from "./helpers/http.js";
 import { mintToken } from "./helpers/tokens.js";
 
@@ -145,12 +144,11 @@ t.test("a refused post consumes nothing, on any node: waiting Retry-After is eno
 t.test("both gates admit a burst of exactly count, also when window / count is not a whole number of ms", async (t) => {
   // The same limits through the Redis gate's Lua and the embedded gate, on the real clocks (Redis TIME,
   // Date.now()): a key's theoretical arrival time must not lose a post to rounding.
-  const redis = new Redis(REDIS_URL);
+  const redis = testRedisClient();
   t.teardown(() => redis.quit());
   const prefix = uniqueRedisPrefix();
   t.teardown(async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await deleteKeys(redis, `${prefix}*`);
   });
   const noRoom = async () => {
     throw new Error("no room is loaded by this test");

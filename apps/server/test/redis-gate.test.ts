@@ -1,16 +1,18 @@
-import { Redis } from "ioredis";
 import t, { type Test } from "tap";
 import { MemoryGate } from "../src/adapters/memory-gate.js";
 import { MemoryPresence } from "../src/adapters/memory-presence.js";
 import { RedisGate } from "../src/adapters/redis-gate.js";
 import { RedisPresence } from "../src/adapters/redis-presence.js";
+import { ShardedRedisGate } from "../src/adapters/sharded-redis-gate.js";
 import { emptyRoomState, type RoomModerationState } from "../src/core/moderation-state.js";
 import type { Gate, Presence } from "../src/core/ports.js";
 import { type GateLimits, NO_LIMITS } from "../src/core/rate-limit.js";
-import { REDIS_URL, uniqueRedisPrefix } from "./helpers/databases.js";
+import { findKeys, REDIS_URL, testRedisClient, uniqueRedisPrefix } from "./helpers/databases.js";
 
-// The gate's decisions, the same on both adapters: the Redis one against the machine's real Redis
-// (two gates on two connections stand for two nodes), the in-process one for the embedded default.
+// The gate's decisions, the same on every adapter: the Redis one against the machine's real Redis
+// (two gates on two connections stand for two nodes), the sharded one (the Redis Cluster's: the room's
+// script and the cross-room limits apart) on the same Redis, or on a Redis Cluster when the tests run on
+// one, and the in-process one for the embedded default.
 
 const LIMITS: GateLimits = {
   ...NO_LIMITS,
@@ -25,18 +27,17 @@ interface Fixture {
   store: Map<number, RoomModerationState>;
 }
 
-async function redisFixture(t: Test): Promise<Fixture> {
+async function redisFixture(t: Test, kind: "redis" | "sharded", limits: GateLimits): Promise<Fixture> {
   const prefix = uniqueRedisPrefix();
-  const connect = () => new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  const [a, b] = [connect(), connect()];
+  const [a, b] = [testRedisClient(), testRedisClient()];
   try {
-    await Promise.all([a.connect(), b.connect()]);
+    await Promise.all([a.ping(), b.ping()]);
   } catch (err) {
     throw new Error(`these tests need Redis at ${REDIS_URL} (${(err as Error).message}); set TEST_REDIS_URL`);
   }
   t.teardown(async () => {
-    const keys = await a.keys(`${prefix}*`);
-    if (keys.length > 0) await a.del(...keys);
+    const keys = await findKeys(a, `${prefix}*`);
+    await Promise.all(keys.map((k) => a.del(k)));
     a.disconnect();
     b.disconnect();
   });
@@ -47,14 +48,17 @@ async function redisFixture(t: Test): Promise<Fixture> {
     return store.get(roomId) ?? emptyRoomState(roomId);
   };
   return {
-    gates: [new RedisGate(a, prefix, loadRoom, LIMITS), new RedisGate(b, prefix, loadRoom, LIMITS)],
+    gates:
+      kind === "redis"
+        ? [new RedisGate(a, prefix, loadRoom, limits), new RedisGate(b, prefix, loadRoom, limits)]
+        : [new ShardedRedisGate(a, prefix, loadRoom, limits), new ShardedRedisGate(b, prefix, loadRoom, limits)],
     presence: new RedisPresence(a, prefix, 60_000, 10_000),
     loads,
     store,
   };
 }
 
-function memoryFixture(): Fixture {
+function memoryFixture(limits: GateLimits): Fixture {
   const presence = new MemoryPresence(60_000, 10_000);
   const store = new Map<number, RoomModerationState>();
   const loads: number[] = [];
@@ -64,7 +68,7 @@ function memoryFixture(): Fixture {
       loads.push(roomId);
       return store.get(roomId) ?? emptyRoomState(roomId);
     },
-    LIMITS,
+    limits,
   );
   return { gates: [gate, gate], presence, loads, store };
 }
@@ -76,9 +80,15 @@ const request = (roomId: number, senderId: number) => ({
   moderatorByClaim: false,
 });
 
-for (const kind of ["redis", "memory"] as const) {
+// The single-script gate cannot run on a Redis Cluster (its keys span slots): that is what the sharded one is for.
+const ON_CLUSTER = testRedisClient.onCluster;
+const KINDS = ON_CLUSTER ? (["sharded", "memory"] as const) : (["redis", "sharded", "memory"] as const);
+const fixture = (t: Test, kind: (typeof KINDS)[number], limits: GateLimits) =>
+  kind === "memory" ? memoryFixture(limits) : redisFixture(t, kind, limits);
+
+for (const kind of KINDS) {
   t.test(`${kind} gate`, async (t) => {
-    const f = kind === "redis" ? await redisFixture(t) : memoryFixture();
+    const f = await fixture(t, kind, LIMITS);
     const [a, b] = f.gates;
     const room = 4100;
     await f.presence.claim(room, { nodeId: "n", connId: "c1" });
@@ -139,7 +149,7 @@ for (const kind of ["redis", "memory"] as const) {
       t.equal(byClaim.privileged, true, "a moderator by token claim");
     });
 
-    if (kind === "redis") {
+    if (kind !== "memory") {
       t.test("a mirror lost with Redis is reloaded from the store on the next post", async (t) => {
         const other = 4101;
         await f.presence.claim(other, { nodeId: "n", connId: "c2" });
@@ -151,15 +161,63 @@ for (const kind of ["redis", "memory"] as const) {
         const first = await a.admit(request(other, 40));
         t.equal(first.restricted?.kind, "ban", "loaded from the store on first use");
         const loadsBefore = f.loads.filter((r) => r === other).length;
-        const admin = new Redis(REDIS_URL);
+        const admin = testRedisClient();
         t.teardown(() => admin.disconnect());
-        const keys = await admin.keys(`*mod:{${other}}`);
+        const keys = await findKeys(admin, `*mod:{${other}}`);
         t.equal(keys.length, 1, "one mirror hash for the room");
-        await admin.del(...keys);
+        await Promise.all(keys.map((k) => admin.del(k)));
         const again = await b.admit(request(other, 40));
         t.equal(again.restricted?.kind, "ban", "still banned after the mirror was lost");
         t.equal(f.loads.filter((r) => r === other).length, loadsBefore + 1, "reloaded once");
       });
     }
+  });
+}
+
+// Cross-room limits (per sender, per address) with per-room ones: a post refused by any limit counts
+// against none. On the sharded gate the cross-room ones run on other shards and are given back.
+const CROSS_ROOM: GateLimits = {
+  ...NO_LIMITS,
+  room: { count: 2, windowMs: 60_000 },
+  sender: { count: 3, windowMs: 60_000 },
+  addressPosts: { count: 4, windowMs: 60_000 },
+};
+
+for (const kind of KINDS) {
+  t.test(`${kind} gate: a refused post counts against no limit`, async (t) => {
+    const f = await fixture(t, kind, CROSS_ROOM);
+    const [a, b] = f.gates;
+    const [r1, r2, r3] = [4300, 4301, 4302];
+    for (const r of [r1, r2, r3]) await f.presence.claim(r, { nodeId: "n", connId: `c${r}` });
+    const post = (gate: Gate, roomId: number, senderId: number, address: string) =>
+      gate.admit({ roomId, senderId, address, moderatorByClaim: false });
+
+    const first = [
+      await post(a, r1, 7, "10.0.0.1"),
+      await post(b, r1, 7, "10.0.0.1"),
+      await post(a, r1, 7, "10.0.0.1"),
+    ];
+    t.same(
+      first.map((v) => v.limited?.scope ?? "ok"),
+      ["ok", "ok", "room"],
+      "the room limit refuses the third post in the room",
+    );
+    // Had the refused post counted against the sender (3 per minute), this one would be refused.
+    t.equal((await post(b, r2, 7, "10.0.0.1")).limited, undefined, "the refused post did not count for the sender");
+    const overSender = await post(a, r3, 7, "10.0.0.1");
+    t.equal(overSender.limited?.scope, "sender", "the fourth admitted-or-not post of the sender: the sender limit");
+    // Neither refused post counted against the address (4 per minute): another sender from it gets one more.
+    t.equal((await post(b, r3, 8, "10.0.0.1")).limited, undefined, "the address counted only admitted posts");
+    t.equal((await post(a, r2, 9, "10.0.0.1")).limited?.scope, "address", "then the address limit");
+    // A post refused as off the air counts against nothing either.
+    const offAir = await post(a, 4399, 10, "10.0.0.2");
+    t.equal(offAir.presence, null);
+    for (let i = 0; i < 3; i++)
+      t.equal((await post(b, r2, 10, "10.0.0.2")).limited?.scope ?? "ok", i < 2 ? "ok" : "room");
+    t.equal(
+      (await post(a, r3, 10, "10.0.0.2")).limited,
+      undefined,
+      "sender 10: two admitted, the off-air and the room-refused ones not counted",
+    );
   });
 }

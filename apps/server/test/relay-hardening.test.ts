@@ -21,12 +21,13 @@ import { runSpread } from "../src/core/spread.js";
 
 /** A bus whose reconnect the test triggers. */
 class ResyncableBus extends MemoryBus {
-  private readonly listeners: (() => void)[] = [];
-  override onResync(listener?: () => void): void {
+  private readonly listeners: ((roomIds?: readonly number[]) => void)[] = [];
+  override onResync(listener?: (roomIds?: readonly number[]) => void): void {
     if (listener) this.listeners.push(listener);
   }
-  reconnected(): void {
-    for (const l of this.listeners) l();
+  /** The whole connection came back, or (a Redis Cluster shard failed over) only these rooms' subscriptions. */
+  reconnected(roomIds?: readonly number[]): void {
+    for (const l of this.listeners) l(roomIds);
   }
 }
 
@@ -76,7 +77,7 @@ await applyMigrations(db);
 const log = new PrismaChatLog(db, 100);
 t.teardown(() => log.close());
 
-function makeRelay(options: { resyncSpreadMs?: number; resyncConcurrency?: number } = {}) {
+function makeRelay(options: { resyncSpreadMs?: number; resyncConcurrency?: number; presenceTtlMs?: number } = {}) {
   const bus = new ResyncableBus();
   const presence = new ProbePresence(600_000, 10_000);
   const relay = new Relay(
@@ -339,4 +340,39 @@ t.test("runSpread: no window means no waiting; nothing to do resolves at once", 
   await runSpread([], { spreadMs: 1000, concurrency: 1 }, async () => {
     t.fail("no items");
   });
+});
+
+t.test("a shard's restored subscriptions resync only their rooms", async (t) => {
+  const { bus, presence, relay } = makeRelay({ resyncSpreadMs: 0 });
+  t.teardown(() => relay.drain());
+  for (let room = 720; room < 726; room++) await relay.attachPresenter(room, sink());
+  const resynced = within(relay.events, "resynced");
+  bus.reconnected([721, 724, 799]); // 799: no presenter here
+  t.same(await resynced, [[721, 724, 799]]);
+  t.equal(presence.reasserts, 2, "the two rooms held here, no other");
+});
+
+t.test("the heartbeat re-asserts a presence key that ran out while held; a newer claim in the log still wins", async (t) => {
+  // Heartbeat every 200 ms. The key is removed behind the relay's back, as a TTL running out while
+  // Redis (a shard failing over) could not be reached would.
+  const { presence, relay } = makeRelay({ presenceTtlMs: 600, resyncSpreadMs: 0 });
+  relay.start();
+  t.teardown(() => relay.drain());
+  const s = sink();
+  const session = await relay.attachPresenter(730, s);
+  const resynced = within(relay.events, "resynced");
+  await presence.release(730, session.connId, "stop");
+  t.same(await resynced, [[730]], "re-asserted by a resync of that room");
+  t.equal((await presence.get(730))?.connId, session.connId, "presence names the presenter again");
+  t.equal(s.state.closed, undefined, "not taken for a takeover");
+
+  // A newer connection claimed (its epoch is in the log) and left at once: the lost key is not ours to put back.
+  const other = sink();
+  const otherSession = await relay.attachPresenter(731, other);
+  const newer = await presence.claim(731, { nodeId: "n2", connId: "newer" });
+  await log.claimRoom(731, newer);
+  await presence.release(731, "newer", "stop");
+  const detached = within(relay.events, "detached");
+  t.same(await detached, [731, otherSession.connId]);
+  t.equal(other.state.closed, CloseCode.Replaced, "replaced, as the log says");
 });

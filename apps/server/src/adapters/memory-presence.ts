@@ -18,7 +18,9 @@ export class MemoryPresence implements Presence {
   ) {}
 
   async get(roomId: number): Promise<PresenceRecord | null> {
-    return this.live(roomId)?.record ?? null;
+    // A copy, as Redis returns: a caller changing it must not change the stored record.
+    const record = this.live(roomId)?.record;
+    return record ? { ...record } : null;
   }
 
   async claim(roomId: number, claim: PresenceClaim): Promise<number> {
@@ -39,6 +41,8 @@ export class MemoryPresence implements Presence {
     // Same rule as Redis: another connection's record stands unless it is older.
     if (entry && entry.record.connId !== record.connId && entry.record.epoch >= record.epoch) return false;
     this.rooms.set(roomId, { record: { ...record, state: "live" }, expiresAt: this.now() + this.ttlMs });
+    // Keep the epoch floor (as Redis does): the next claim must outrank the record just put back.
+    if (record.epoch > this.epoch) this.epoch = record.epoch;
     return true;
   }
 

@@ -3,8 +3,9 @@ import type { Logger } from "pino";
 import type { Bus, BusEvent, BusHandler } from "../core/ports.js";
 import { type BusCodecLimits, type BusRejectReason, decodeBusEvent, encodeBusEvent } from "./bus-codec.js";
 
-/** Where dropped bus payloads are counted (the ops metrics). */
-export interface BusRejectCounter {
+/** What the bus counts (the ops metrics): payloads received on room subscriptions, and those dropped. */
+export interface BusCounters {
+  busReceived(): void;
   busRejected(reason: BusRejectReason): void;
 }
 
@@ -36,7 +37,7 @@ export class RateLimitedWarning {
 /** Redis pub/sub: one channel per room; this node subscribes while it holds the room's presenter. */
 export class RedisBus implements Bus {
   private readonly handlers = new Map<string, { roomId: number; handler: BusHandler }>();
-  private readonly resyncListeners: (() => void)[] = [];
+  private readonly resyncListeners: ((roomIds?: readonly number[]) => void)[] = [];
   private lostConnection = false;
   private readonly rejectWarning: RateLimitedWarning;
 
@@ -46,19 +47,20 @@ export class RedisBus implements Bus {
     private readonly prefix: string,
     private readonly logger: Logger,
     limits: BusCodecLimits,
-    rejects: BusRejectCounter,
+    counters: BusCounters,
   ) {
     this.rejectWarning = new RateLimitedWarning(logger, "dropping invalid bus payload");
     subscriber.on("message", (channel: string, payload: unknown) => {
       // ioredis re-subscribes on its own after a reconnect, before this node has re-asserted its
       // presenters: what arrives meanwhile is read from the log by the resync instead.
+      counters.busReceived();
       if (this.lostConnection) return;
       const entry = this.handlers.get(channel);
       if (!entry) return;
       // Validated before anything is delivered: whoever can publish on Redis can write here.
       const decoded = decodeBusEvent(payload, entry.roomId, limits);
       if (!decoded.ok) {
-        rejects.busRejected(decoded.reason);
+        counters.busRejected(decoded.reason);
         // The channel is ours (it matched a subscription); the payload is never logged.
         this.rejectWarning.warn({
           reason: decoded.reason,
@@ -98,7 +100,7 @@ export class RedisBus implements Bus {
     await this.subscriber.unsubscribe(channel);
   }
 
-  onResync(listener: () => void): void {
+  onResync(listener: (roomIds?: readonly number[]) => void): void {
     this.resyncListeners.push(listener);
   }
 

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { RoomModerationState } from "../core/moderation-state.js";
 import type { Admission, AdmissionRequest, Gate } from "../core/ports.js";
 import type { GateLimits, Limit } from "../core/rate-limit.js";
@@ -85,23 +85,41 @@ if not ok then return {0, v} end
 redis.call('SET', KEYS[1], string.format('%.0f', v), 'PX', math.ceil(tonumber(ARGV[2])))
 return {1, 0}`;
 
-type Script = (numKeys: number, ...args: (string | number)[]) => Promise<unknown>;
-const SCRIPTS = { gateAdmit: ADMIT, gateSync: SYNC, gateTake: TAKE } as const;
+/**
+ * Gives back one GCRA take (a post another limit refused after this one counted it): the limit's
+ * clock moves back one interval, never below now. ARGV: count, window.
+ */
+const REFUND = `
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local t = redis.call('TIME')
+local now = (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) * 1000
+local back = tat - math.max(1, math.floor(tonumber(ARGV[2]) * 1000 / tonumber(ARGV[1])))
+if back <= now then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], string.format('%.0f', back), 'KEEPTTL') end
+return 1`;
 
-type AdmitReply = [string | null, string, string?, string?, string?, string?, string?, string?, string?];
+/** Keys first, then arguments: each script declares its key count (see RedisPresence: auto-pipelining on a cluster). */
+type Script = (...keysThenArgs: (string | number)[]) => Promise<unknown>;
+const SCRIPTS = {
+  gateAdmit: { lua: ADMIT, numberOfKeys: 6 },
+  gateSync: { lua: SYNC, numberOfKeys: 1 },
+  gateTake: { lua: TAKE, numberOfKeys: 1 },
+  gateRefund: { lua: REFUND, numberOfKeys: 1 },
+} as const;
+
+export type AdmitReply = [string | null, string, string?, string?, string?, string?, string?, string?, string?];
 
 /** The gate on Redis: every node reads the same mirror and counters, so limits and bans hold cluster-wide. */
 export class RedisGate implements Gate {
-  private readonly scripts: Record<keyof typeof SCRIPTS, Script>;
+  protected readonly scripts: Record<keyof typeof SCRIPTS, Script>;
   private readonly loading = new Map<number, Promise<void>>();
 
   constructor(
-    private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly redis: Redis | Cluster,
+    protected readonly prefix: string,
     private readonly loadRoom: (roomId: number) => Promise<RoomModerationState>,
-    private readonly limits: GateLimits,
+    protected readonly limits: GateLimits,
   ) {
-    for (const [name, lua] of Object.entries(SCRIPTS)) redis.defineCommand(name, { lua });
+    for (const [name, definition] of Object.entries(SCRIPTS)) redis.defineCommand(name, definition);
     this.scripts = redis as unknown as Record<keyof typeof SCRIPTS, Script>;
   }
 
@@ -125,7 +143,7 @@ export class RedisGate implements Gate {
       mods: state.moderators.map(String),
       restr: state.restrictions.map((r) => [String(r.userId), String(r.untilMs ?? 0)]),
     });
-    await this.scripts.gateSync(1, this.mirrorKey(state.roomId), String(state.version), MIRROR_TTL_MS, payload);
+    await this.scripts.gateSync(this.mirrorKey(state.roomId), String(state.version), MIRROR_TTL_MS, payload);
   }
 
   async blockedTerms(roomId: number): Promise<{ version: number; terms: string[] }> {
@@ -144,16 +162,14 @@ export class RedisGate implements Gate {
   async admitSocket(address: string): Promise<{ ok: boolean; retryAfterMs: number }> {
     const limit = this.limits.addressSockets;
     if (limit === undefined) return { ok: true, retryAfterMs: 0 };
-    const [ok, wait] = (await this.scripts.gateTake(
-      1,
-      `${this.prefix}rl:o:${address}`,
-      limit.count,
-      limit.windowMs,
-    )) as [number, number];
+    const [ok, wait] = (await this.scripts.gateTake(`${this.prefix}rl:o:${address}`, limit.count, limit.windowMs)) as [
+      number,
+      number,
+    ];
     return { ok: ok === 1, retryAfterMs: Number(wait) };
   }
 
-  private run(request: AdmissionRequest): Promise<AdmitReply> {
+  protected run(request: AdmissionRequest): Promise<AdmitReply> {
     const { roomId, senderId, address } = request;
     const p = this.prefix;
     const privileged = request.moderatorByClaim || senderId === roomId;
@@ -162,7 +178,6 @@ export class RedisGate implements Gate {
     const [senderCount, senderWindow] = pair(this.limits.sender);
     const [addrCount, addrWindow] = address === undefined ? [0, 0] : pair(this.limits.addressPosts);
     return this.scripts.gateAdmit(
-      6,
       `${p}presence:{${roomId}}`,
       this.mirrorKey(roomId),
       `${p}rl:{${roomId}}:${senderId}`,
@@ -199,7 +214,7 @@ export class RedisGate implements Gate {
   }
 }
 
-function pair(limit: Limit | undefined): [number, number] {
+export function pair(limit: Limit | undefined): [number, number] {
   return limit === undefined ? [0, 0] : [limit.count, limit.windowMs];
 }
 

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { Presence, PresenceClaim, PresenceRecord } from "../core/ports.js";
 
 // Value layout: state|epoch|connId|nodeId (nodeId last: it is the only free-form part).
@@ -59,15 +59,16 @@ return 1`;
 
 const ACK_TTL_MS = 24 * 3600 * 1000;
 
-type Script = (numKeys: number, ...args: (string | number)[]) => Promise<unknown>;
+/** Keys first, then arguments: each script declares its key count, so the first argument is a key. */
+type Script = (...keysThenArgs: (string | number)[]) => Promise<unknown>;
 
 /** Scripts run by SHA (EVALSHA, loaded on first use): the heartbeat of many rooms sends no script text. */
 const SCRIPTS = {
-  presenceClaim: CLAIM,
-  presenceRenew: RENEW,
-  presenceReassert: REASSERT,
-  presenceRelease: RELEASE,
-  presenceRecordAck: RECORD_ACK,
+  presenceClaim: { lua: CLAIM, numberOfKeys: 2 },
+  presenceRenew: { lua: RENEW, numberOfKeys: 1 },
+  presenceReassert: { lua: REASSERT, numberOfKeys: 2 },
+  presenceRelease: { lua: RELEASE, numberOfKeys: 1 },
+  presenceRecordAck: { lua: RECORD_ACK, numberOfKeys: 1 },
 } as const;
 
 /** Presence in Redis: a key per room naming the holding connection, with a TTL that heartbeats renew. */
@@ -75,12 +76,14 @@ export class RedisPresence implements Presence {
   private readonly scripts: Record<keyof typeof SCRIPTS, Script>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly prefix: string,
     private readonly ttlMs: number,
     private readonly graceMs: number,
   ) {
-    for (const [name, lua] of Object.entries(SCRIPTS)) redis.defineCommand(name, { lua });
+    // A declared key count puts a key first in every call, which is what a cluster client's
+    // auto-pipelining groups commands by (a leading count would put every script in slot "2").
+    for (const [name, definition] of Object.entries(SCRIPTS)) redis.defineCommand(name, definition);
     this.scripts = redis as unknown as Record<keyof typeof SCRIPTS, Script>;
   }
 
@@ -94,17 +97,16 @@ export class RedisPresence implements Presence {
   }
 
   async claim(roomId: number, claim: PresenceClaim): Promise<number> {
-    const epoch = await this.scripts.presenceClaim(2, ...this.keys(roomId), claim.connId, claim.nodeId, this.ttlMs);
+    const epoch = await this.scripts.presenceClaim(...this.keys(roomId), claim.connId, claim.nodeId, this.ttlMs);
     return Number(epoch);
   }
 
   async renew(roomId: number, connId: string): Promise<boolean> {
-    return (await this.scripts.presenceRenew(1, this.keys(roomId)[0], connId, this.ttlMs)) === 1;
+    return (await this.scripts.presenceRenew(this.keys(roomId)[0], connId, this.ttlMs)) === 1;
   }
 
   async reassert(roomId: number, record: PresenceRecord): Promise<boolean> {
     const result = await this.scripts.presenceReassert(
-      2,
       ...this.keys(roomId),
       record.connId,
       String(record.epoch),
@@ -115,7 +117,7 @@ export class RedisPresence implements Presence {
   }
 
   async release(roomId: number, connId: string, mode: "stop" | "grace"): Promise<void> {
-    await this.scripts.presenceRelease(1, this.keys(roomId)[0], connId, mode, this.graceMs);
+    await this.scripts.presenceRelease(this.keys(roomId)[0], connId, mode, this.graceMs);
   }
 
   async ackedSeq(roomId: number): Promise<number> {
@@ -123,7 +125,7 @@ export class RedisPresence implements Presence {
   }
 
   async recordAck(roomId: number, seq: number): Promise<void> {
-    await this.scripts.presenceRecordAck(1, `${this.prefix}ack:{${roomId}}`, seq, ACK_TTL_MS);
+    await this.scripts.presenceRecordAck(`${this.prefix}ack:{${roomId}}`, seq, ACK_TTL_MS);
   }
 
   async ping(): Promise<void> {

@@ -100,6 +100,13 @@ interface Publisher {
  */
 async function connectPublisher(): Promise<Publisher> {
   const redisUrl = process.env.REDIS_URL?.trim();
+  const clusterNodes = process.env.REDIS_CLUSTER_NODES?.trim() || undefined;
+  if (clusterNodes !== undefined || (redisUrl !== undefined && /^rediss?\+cluster:/i.test(redisUrl))) {
+    return connectClusterPublisher(
+      clusterNodes === undefined ? "REDIS_URL" : "REDIS_CLUSTER_NODES",
+      clusterNodes ?? (redisUrl as string),
+    );
+  }
   if (redisUrl === undefined || redisUrl === "") {
     return {
       publish: async () => {},
@@ -139,13 +146,57 @@ async function connectPublisher(): Promise<Publisher> {
     env("REDIS_KEY_PREFIX") ?? "chatrelay:",
     pino({ level: "silent" }),
     { maxTextLength: Number.MAX_SAFE_INTEGER },
-    { busRejected: () => {} },
+    IGNORED_COUNTS,
   );
   return {
     publish: async (event) => {
       await bus.publish(event.roomId, { kind: "message", message: event }).catch(() => {});
     },
     note: "REDIS_URL is set: each erase event is published to the room's live presenter",
+    close: () => bus.close(),
+  };
+}
+
+const IGNORED_COUNTS = { busReceived: () => {}, busRejected: () => {} };
+
+/** The same on a Redis Cluster: SPUBLISH on the room's shard, as the nodes' sharded bus does. */
+async function connectClusterPublisher(name: string, raw: string): Promise<Publisher> {
+  const [{ parseClusterSpec }, { clusterClient }, { ShardedRedisBus }, { default: pino }] = await Promise.all([
+    import("../adapters/redis-cluster-spec.js"),
+    import("../adapters/redis-cluster.js"),
+    import("../adapters/sharded-redis-bus.js"),
+    import("pino"),
+  ]);
+  const spec = parseClusterSpec(raw, name);
+  if (typeof spec === "string") throw new CliError(spec, ExitCode.usage);
+  const env = (key: string) => process.env[key]?.trim() || undefined;
+  const cluster = clusterClient(
+    spec,
+    { username: env("REDIS_USERNAME"), password: env("REDIS_PASSWORD") },
+    "chatrelay:cli:cmd",
+  );
+  cluster.on("error", () => {});
+  try {
+    await cluster.connect();
+  } catch {
+    cluster.disconnect();
+    throw new CliError(
+      `cannot connect to the Redis Cluster at ${name} (unset it to erase without publishing)`,
+      ExitCode.unavailable,
+    );
+  }
+  const bus = new ShardedRedisBus(
+    cluster,
+    env("REDIS_KEY_PREFIX") ?? "chatrelay:",
+    pino({ level: "silent" }),
+    { maxTextLength: Number.MAX_SAFE_INTEGER },
+    IGNORED_COUNTS,
+  );
+  return {
+    publish: async (event) => {
+      await bus.publish(event.roomId, { kind: "message", message: event }).catch(() => {});
+    },
+    note: `${name} names a Redis Cluster: each erase event is published to the room's live presenter`,
     close: () => bus.close(),
   };
 }

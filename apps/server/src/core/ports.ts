@@ -64,8 +64,13 @@ export interface Bus {
   /** Resolves once the subscription is active. */
   subscribe(roomId: number, handler: BusHandler): Promise<void>;
   unsubscribe(roomId: number): Promise<void>;
-  /** Called after the bus lost its connection and got it back (subscriptions restored). */
-  onResync(listener: () => void): void;
+  /**
+   * Called once subscriptions are restored after a loss: with no argument when the whole
+   * connection came back (every room), or with the rooms whose subscriptions were moved to a new
+   * shard owner (Redis Cluster failover, slot migration). What was published meanwhile is lost to
+   * the bus: the listener reads it from the log.
+   */
+  onResync(listener: (roomIds?: readonly number[]) => void): void;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -53,6 +53,8 @@ export class PresenterRegistry {
   /** A resync pass is running; a reconnect meanwhile asks for one more pass after it. */
   private resyncing = false;
   private resyncAgain = false;
+  /** Sessions the next resync pass re-announces and catches up. */
+  private readonly pendingResync = new Set<PresenterSession>();
   /** Sessions whose takeover notice is being checked against presence: messages held meanwhile, another notice seen. */
   private readonly confirmingTakeover = new WeakMap<PresenterSession, { again: boolean; held: ChatMessage[] }>();
 
@@ -70,7 +72,7 @@ export class PresenterRegistry {
       pageSize: 500,
       maxPending: 10_000,
     };
-    bus.onResync(() => void this.resync());
+    bus.onResync((roomIds) => void this.resync(roomIds));
   }
 
   // Shared by every session of this node (one object, not a set of closures per idle presenter).
@@ -288,9 +290,18 @@ export class PresenterRegistry {
       [...this.sessions.values()].map(async (s) => {
         try {
           // A key lost with Redis' restart is the pending resync's to put back, not a takeover.
-          if (!(await this.presence.renew(s.roomId, s.connId)) && !this.awaitingResync.has(s)) {
-            await this.dropSession(s, CloseCode.Replaced, CloseReason.replaced, "keep");
+          if ((await this.presence.renew(s.roomId, s.connId)) || this.awaitingResync.has(s)) return;
+          // Nobody holds the room: the key ran out while this node could not renew it (a shard failing
+          // over, a partition), not a takeover, which leaves the new holder's record. Re-assert it,
+          // fenced like a resync: a newer claim since (in the log or in presence) still wins.
+          const holder = await this.presence.get(s.roomId);
+          if (this.awaitingResync.has(s) || holder?.connId === s.connId) return;
+          if (holder === null) {
+            this.logger.warn({ roomId: s.roomId, connId: s.connId }, "presence key lost while held: re-asserting");
+            void this.resync([s.roomId]);
+            return;
           }
+          await this.dropSession(s, CloseCode.Replaced, CloseReason.replaced, "keep");
         } catch (err) {
           this.logger.warn({ err, roomId: s.roomId }, "presence heartbeat failed");
         }
@@ -337,9 +348,13 @@ export class PresenterRegistry {
    * Every node does this for every presenter at the same moment, so the work is spread over
    * `resyncSpreadMs`, a few sessions at a time, instead of one burst on Redis and the chat log.
    */
-  private async resync(): Promise<void> {
+  private async resync(roomIds?: readonly number[]): Promise<void> {
     // At once, before any message of the restored subscription is handled (see onBusEvent).
-    for (const s of this.sessions.values()) this.awaitingResync.add(s);
+    const due = this.resyncDue(roomIds);
+    for (const s of due) {
+      this.awaitingResync.add(s);
+      this.pendingResync.add(s);
+    }
     if (this.resyncing) {
       this.resyncAgain = true;
       return;
@@ -349,18 +364,29 @@ export class PresenterRegistry {
     try {
       do {
         this.resyncAgain = false;
-        rooms = await this.resyncPass();
+        rooms += await this.resyncPass();
       } while (this.resyncAgain && !this.draining);
     } finally {
       this.resyncing = false;
     }
     this.logger.info({ rooms }, "presence re-announced after reconnect");
-    this.events.emit("resynced");
+    this.events.emit("resynced", roomIds);
+  }
+
+  /** The sessions a resync covers: every one, or (a shard's subscriptions restored) those of the rooms named. */
+  private resyncDue(roomIds: readonly number[] | undefined): PresenterSession[] {
+    if (roomIds === undefined) return [...this.sessions.values()];
+    const due: PresenterSession[] = [];
+    for (const id of roomIds) {
+      const s = this.sessions.get(id);
+      if (s) due.push(s);
+    }
+    return due;
   }
 
   private async resyncPass(): Promise<number> {
-    const sessions = [...this.sessions.values()];
-    for (const s of sessions) this.awaitingResync.add(s);
+    const sessions = [...this.pendingResync];
+    this.pendingResync.clear();
     const options = { spreadMs: this.options.resyncSpreadMs ?? 0, concurrency: this.options.resyncConcurrency ?? 8 };
     await runSpread(sessions, options, async (s) => {
       try {

@@ -44,6 +44,11 @@ export class Metrics implements RelayMetrics {
     labelNames: ["connection"],
     registers: [this.registry],
   });
+  private readonly busReceivedTotal = new Counter({
+    name: "chatrelay_bus_received_total",
+    help: "Payloads this node received on its rooms' bus subscriptions (with sharded pub/sub: only rooms whose presenters it holds).",
+    registers: [this.registry],
+  });
   private readonly busRejects = new Counter({
     name: "chatrelay_bus_rejected_total",
     help: "Bus payloads dropped before delivery because they failed validation, by reason.",
@@ -69,6 +74,10 @@ export class Metrics implements RelayMetrics {
 
   publishSeconds(seconds: number): void {
     this.publish.observe(seconds);
+  }
+
+  busReceived(): void {
+    this.busReceivedTotal.inc();
   }
 
   /** `reason` is one of the bus codec's fixed reasons (bounded label values). */
