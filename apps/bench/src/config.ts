@@ -12,6 +12,7 @@ export const LOAD_SCENARIOS = [
   "spread3",
   "spread3-nginx",
   "hot-room",
+  "cluster-redis",
   "probe",
   "ceiling",
   "peer",

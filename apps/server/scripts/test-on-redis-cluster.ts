@@ -21,7 +21,9 @@ function redisBackedTests(): string[] {
     .filter((f) => f.endsWith(".test.ts"))
     .filter((f) => {
       const text = readFileSync(join(TEST_DIR, f), "utf8");
-      return /\bREDIS_URL\b/.test(text) && text.includes("helpers/databases.js") && !text.includes("RedisClusterProcesses");
+      return (
+        /\bREDIS_URL\b/.test(text) && text.includes("helpers/databases.js") && !text.includes("RedisClusterProcesses")
+      );
     })
     .map((f) => join("test", f));
 }

@@ -352,27 +352,30 @@ t.test("a shard's restored subscriptions resync only their rooms", async (t) => 
   t.equal(presence.reasserts, 2, "the two rooms held here, no other");
 });
 
-t.test("the heartbeat re-asserts a presence key that ran out while held; a newer claim in the log still wins", async (t) => {
-  // Heartbeat every 200 ms. The key is removed behind the relay's back, as a TTL running out while
-  // Redis (a shard failing over) could not be reached would.
-  const { presence, relay } = makeRelay({ presenceTtlMs: 600, resyncSpreadMs: 0 });
-  relay.start();
-  t.teardown(() => relay.drain());
-  const s = sink();
-  const session = await relay.attachPresenter(730, s);
-  const resynced = within(relay.events, "resynced");
-  await presence.release(730, session.connId, "stop");
-  t.same(await resynced, [[730]], "re-asserted by a resync of that room");
-  t.equal((await presence.get(730))?.connId, session.connId, "presence names the presenter again");
-  t.equal(s.state.closed, undefined, "not taken for a takeover");
+t.test(
+  "the heartbeat re-asserts a presence key that ran out while held; a newer claim in the log still wins",
+  async (t) => {
+    // Heartbeat every 200 ms. The key is removed behind the relay's back, as a TTL running out while
+    // Redis (a shard failing over) could not be reached would.
+    const { presence, relay } = makeRelay({ presenceTtlMs: 600, resyncSpreadMs: 0 });
+    relay.start();
+    t.teardown(() => relay.drain());
+    const s = sink();
+    const session = await relay.attachPresenter(730, s);
+    const resynced = within(relay.events, "resynced");
+    await presence.release(730, session.connId, "stop");
+    t.same(await resynced, [[730]], "re-asserted by a resync of that room");
+    t.equal((await presence.get(730))?.connId, session.connId, "presence names the presenter again");
+    t.equal(s.state.closed, undefined, "not taken for a takeover");
 
-  // A newer connection claimed (its epoch is in the log) and left at once: the lost key is not ours to put back.
-  const other = sink();
-  const otherSession = await relay.attachPresenter(731, other);
-  const newer = await presence.claim(731, { nodeId: "n2", connId: "newer" });
-  await log.claimRoom(731, newer);
-  await presence.release(731, "newer", "stop");
-  const detached = within(relay.events, "detached");
-  t.same(await detached, [731, otherSession.connId]);
-  t.equal(other.state.closed, CloseCode.Replaced, "replaced, as the log says");
-});
+    // A newer connection claimed (its epoch is in the log) and left at once: the lost key is not ours to put back.
+    const other = sink();
+    const otherSession = await relay.attachPresenter(731, other);
+    const newer = await presence.claim(731, { nodeId: "n2", connId: "newer" });
+    await log.claimRoom(731, newer);
+    await presence.release(731, "newer", "stop");
+    const detached = within(relay.events, "detached");
+    t.same(await detached, [731, otherSession.connId]);
+    t.equal(other.state.closed, CloseCode.Replaced, "replaced, as the log says");
+  },
+);

@@ -10,6 +10,7 @@ import { mintToken } from "../util/services.js";
 import { type Deployment, pgAndRedis, presenterToken, relayPresenters, startNode, Teardown } from "./deploy-kit.js";
 import { blockTerms, checkTermsBlock, LIMITS_NEVER_REACHED } from "./limit-env.js";
 import { deploySocketIoPeer } from "./peers.js";
+import { busProblems, deployRedisClusterSpread } from "./redis-cluster.js";
 import { deployHotRoom, deploySpread, deploySpreadNginx } from "./spread.js";
 
 export const LOAD_TITLES: Record<LoadScenarioId, string> = {
@@ -22,6 +23,7 @@ export const LOAD_TITLES: Record<LoadScenarioId, string> = {
   spread3: "spread3: 3 nodes, posts and presenters spread",
   "spread3-nginx": "spread3-nginx: 3 nodes behind nginx",
   "hot-room": "hot-room: 1 room, posts spread over 3 nodes",
+  "cluster-redis": "(e) cluster-redis: spread3 on a 3+3 Redis Cluster",
   probe: "probe: 1 sequential sender, 1 node, PG + Redis",
   ceiling: "HTTP ceiling: bare fastify route",
   peer: "peer: Socket.IO 4 + Redis adapter",
@@ -66,6 +68,11 @@ export interface PhaseResult {
   cpuPerMessage: CpuPerMessage | null;
   /** Each chatrelay node's own view of the phase (group commit, bus publish). */
   nodes: Record<string, NodePhaseMetrics>;
+  /**
+   * Bus payloads all nodes received on their room subscriptions, per message delivered to a
+   * presenter (1: each message reached only the node holding its room); null when not exported.
+   */
+  busPerDelivered: number | null;
 }
 
 export interface LoadScenarioResult {
@@ -158,6 +165,8 @@ async function deploy(id: LoadScenarioId, config: BenchConfig, down: Teardown): 
       return deploySpread(id, 3, config, down);
     case "hot-room":
       return deployHotRoom(id, 3, config, down);
+    case "cluster-redis":
+      return deployRedisClusterSpread(id, 3, config, down);
     case "ceiling": {
       const c = await startHelperServer("ceiling", "ceiling.ts", {}, config.profileDir);
       down.push(() => c.proc.stop(5000));
@@ -197,6 +206,12 @@ function addCpuSeconds(a: CpuSeconds, b: CpuSeconds): CpuSeconds {
   };
 }
 
+function busPerDelivered(nodes: Record<string, NodePhaseMetrics>, delivered: number): number | null {
+  const counts = Object.values(nodes).map((m) => m.busReceived);
+  if (delivered === 0 || counts.length === 0 || counts.some((c) => c === null)) return null;
+  return Math.round((counts.reduce((s: number, c) => s + (c ?? 0), 0) / delivered) * 1000) / 1000;
+}
+
 function toResult(
   phase: Phase,
   delivers: boolean,
@@ -227,6 +242,7 @@ function toResult(
     cpu,
     cpuPerMessage: cpuSeconds ? perMessage(cpuSeconds, movedMessages(phase, delivers)) : null,
     nodes,
+    busPerDelivered: busPerDelivered(nodes, delivers ? phase.received : 0),
   };
 }
 
@@ -293,6 +309,7 @@ function mergeRounds(rounds: MeasuredPhase[], delivers: boolean): PhaseResult {
         publishes,
       ),
       framesRelayed: all.reduce((s, m) => s + m.framesRelayed, 0),
+      busReceived: all.some((m) => m.busReceived === null) ? null : all.reduce((s, m) => s + (m.busReceived ?? 0), 0),
     };
   }
   const used = rounds.map((r) => r.cpuSeconds).reduce(addCpuSeconds);
@@ -539,6 +556,7 @@ function integrityProblems(r: LoadScenarioResult): string[] {
   if (r.durability && !r.durability.ok) {
     problems.push(`chat log holds ${r.durability.rows} rows for ${r.durability.acked} 2xx answers`);
   }
+  if (r.id === "cluster-redis") problems.push(...busProblems(r));
   if (r.foreignFrames > 0) problems.push(`${r.foreignFrames} frames no post of this run explains`);
   if (r.strayOrderViolations > 0) problems.push(`${r.strayOrderViolations} unknown frames out of order`);
   if (r.presenterErrors.length > 0) problems.push(`presenter error frames: ${r.presenterErrors.join("; ")}`);

@@ -7,7 +7,9 @@ const WANTED = [
   "chatrelay_publish_seconds_sum",
   "chatrelay_publish_seconds_count",
   "chatrelay_relayed_frames_total",
+  "chatrelay_bus_received_total",
 ] as const;
+/** NaN: the node does not export that metric (an older server). */
 type Sample = Record<(typeof WANTED)[number], number>;
 
 /** What a chatrelay node's own /metrics say about one phase: group-commit batches and bus publishes. */
@@ -18,6 +20,8 @@ export interface NodePhaseMetrics {
   publishes: number;
   meanPublishMs: number | null;
   framesRelayed: number;
+  /** Payloads the node received on its room subscriptions (chatrelay_bus_received_total); null if not exported. */
+  busReceived: number | null;
 }
 
 async function scrape(port: number): Promise<Sample | undefined> {
@@ -26,8 +30,14 @@ async function scrape(port: number): Promise<Sample | undefined> {
     const text = await res.text();
     const sample = {} as Sample;
     for (const name of WANTED) {
-      const m = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+([0-9.eE+-]+)`, "m").exec(text);
-      sample[name] = m ? Number(m[1]) : 0;
+      // Every series of the metric, summed (a counter may carry labels).
+      const series = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+([0-9.eE+-]+)`, "gm"))];
+      sample[name] =
+        series.length === 0
+          ? name === "chatrelay_bus_received_total"
+            ? Number.NaN
+            : 0
+          : series.reduce((s, m) => s + Number(m[1]), 0);
     }
     return sample;
   } catch {
@@ -65,6 +75,7 @@ export function diffNodes(before: Map<string, Sample>, after: Map<string, Sample
       publishes,
       meanPublishMs: publishes > 0 ? r((d("chatrelay_publish_seconds_sum") / publishes) * 1000) : null,
       framesRelayed: d("chatrelay_relayed_frames_total"),
+      busReceived: Number.isNaN(d("chatrelay_bus_received_total")) ? null : d("chatrelay_bus_received_total"),
     };
   }
   return out;
