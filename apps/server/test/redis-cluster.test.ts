@@ -1,4 +1,7 @@
+import { Cluster } from "ioredis";
 import t from "tap";
+import { encodeBusEvent } from "../src/adapters/bus-codec.js";
+import { FORGERY_REJECTS, forgeries } from "./helpers/bus-forgeries.js";
 import { lastSeqOf } from "./helpers/chat-load.js";
 import { messages, openPresenter } from "./helpers/cluster.js";
 import { request } from "./helpers/http.js";
@@ -9,7 +12,8 @@ import { pollUntil } from "./helpers/wait.js";
 import type { TestSocket } from "./helpers/ws-client.js";
 
 // Three chatrelay processes on a real 3-master, 3-replica Redis Cluster (sharded pub/sub) and PostgreSQL.
-const relay = await startRelayOnCluster({ GRACE_WINDOW_MS: "20000" });
+// debug: the forged takeover notice is seen being checked and ignored ("takeover notice not backed by presence").
+const relay = await startRelayOnCluster({ GRACE_WINDOW_MS: "20000", LOG_LEVEL: "debug" });
 t.teardown(() => relay.stop());
 const { redis, nodes } = relay;
 const [a, b] = nodes as [NodeProcess, NodeProcess, NodeProcess];
@@ -169,3 +173,64 @@ t.test("readiness and metrics on the cluster", async (t) => {
     "started on the cluster",
   );
 });
+
+t.test(
+  "forged SPUBLISHes on a live room's channel: dropped and counted by reason, nobody cut, a real post arrives",
+  async (t) => {
+    const room = 1801;
+    const presenter = await openPresenter(b.ws, room);
+    t.teardown(() => presenter.terminate());
+    const before = rejectCounts((await request(`${b.ops}/metrics`)).text);
+    const forger = new Cluster(
+      redis.spec.split(",").map((hp) => ({ host: "127.0.0.1", port: Number(hp.split(":")[1]) })),
+    );
+    t.teardown(() => forger.disconnect());
+    const channel = `${relay.keyPrefix}room:{${room}}`;
+    for (const f of forgeries(room))
+      t.equal(await forger.spublish(channel, f.payload), 1, `${f.name}: reached one subscriber`);
+    // A well-formed takeover with the largest epoch: presence still names the presenter, so nobody is cut.
+    await forger.spublish(
+      channel,
+      encodeBusEvent({ kind: "takeover", connId: "c0ffee00-0000-4000-8000-000000000000", epoch: 2 ** 53 - 1 }),
+    );
+    await b.waitFor((l) => l.msg === "takeover notice not backed by presence", "the notice checked and ignored");
+    const after = await pollUntil(
+      async () => {
+        const counts = rejectCounts((await request(`${b.ops}/metrics`)).text);
+        const delta = sorted(
+          Object.fromEntries(
+            Object.entries(counts)
+              .map(([k, v]): [string, number] => [k, v - (before[k] ?? 0)])
+              .filter(([, v]) => v > 0),
+          ),
+        );
+        return JSON.stringify(delta) === JSON.stringify(sorted(FORGERY_REJECTS)) ? delta : undefined;
+      },
+      "every forgery counted on the presenter's node",
+      10_000,
+    );
+    t.same(after, sorted(FORGERY_REJECTS), "one count per forgery, by reason");
+    t.notMatch(JSON.stringify(b.lines), /FORGED|mallory|not json/, "no forged content in the node's log");
+
+    t.equal((await postTo(a, room, viewers[0] as string, "the-real-one")).status, 201);
+    await presenter.next((f) => f.text === "the-real-one", "the real post");
+    t.equal(presenter.closed, undefined, "the presenter stays connected");
+    t.same(
+      messages(presenter).map((m) => [m.seq, m.text]),
+      [[1, "the-real-one"]],
+      "nothing forged was delivered",
+    );
+  },
+);
+
+function rejectCounts(metrics: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const m of metrics.matchAll(/^chatrelay_bus_rejected_total\{reason="(\w+)"\} (\d+)/gm)) {
+    counts[m[1] as string] = Number(m[2]);
+  }
+  return counts;
+}
+
+function sorted(counts: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(counts).sort(([x], [y]) => x.localeCompare(y)));
+}

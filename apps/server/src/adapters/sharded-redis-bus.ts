@@ -120,10 +120,10 @@ export class ShardedRedisBus implements Bus {
     await Promise.allSettled([...shards.map((s) => s.quit()), this.cluster.quit()]);
   }
 
-  /** Rooms waiting for a subscription (a failover or migration in progress), for tests and metrics. */
+  /** Rooms that lost their subscription and wait for it (a failover or migration in progress). */
   get unplacedRooms(): number {
     let n = 0;
-    for (const room of this.rooms.values()) if (room.shard === undefined) n++;
+    for (const room of this.rooms.values()) if (room.shard === undefined && room.placing === undefined) n++;
     return n;
   }
 
@@ -133,7 +133,12 @@ export class ShardedRedisBus implements Bus {
       const owner = await this.ownerOf(room.slot);
       const conn = await this.shardConnection(owner);
       await conn.ssubscribe(room.channel);
-      if (this.rooms.get(room.channel) !== room) return;
+      const current = this.rooms.get(room.channel);
+      if (current !== room) {
+        // Unsubscribed while the reply was on its way: undo it (a newer subscribe of the room keeps it).
+        if (current === undefined) void conn.sunsubscribe(room.channel).catch(() => {});
+        return;
+      }
       // The connection may have died while the reply was on its way: then the repair places it.
       if (this.shards.get(owner) === conn) room.shard = owner;
       else this.scheduleRepair(0);

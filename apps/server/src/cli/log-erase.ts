@@ -2,6 +2,7 @@ import type { Database } from "../chatlog/database.js";
 import { PrismaChatLog } from "../chatlog/prisma-chat-log.js";
 import { UserErasure } from "../chatlog/user-erasure.js";
 import type { ChatMessage } from "../core/message.js";
+import type { Bus } from "../core/ports.js";
 import { commandArgs } from "./command-args.js";
 import { CliError, ExitCode, usageError } from "./exit-codes.js";
 import { Progress } from "./progress.js";
@@ -148,16 +149,21 @@ async function connectPublisher(): Promise<Publisher> {
     { maxTextLength: Number.MAX_SAFE_INTEGER },
     IGNORED_COUNTS,
   );
+  return publisherOn(bus, "REDIS_URL is set: each erase event is published to the room's live presenter");
+}
+
+const IGNORED_COUNTS = { busReceived: () => {}, busRejected: () => {} };
+
+/** Publishing through a node's own bus adapter, so the channel and payload are the nodes'. */
+function publisherOn(bus: Bus, note: string): Publisher {
   return {
     publish: async (event) => {
       await bus.publish(event.roomId, { kind: "message", message: event }).catch(() => {});
     },
-    note: "REDIS_URL is set: each erase event is published to the room's live presenter",
+    note,
     close: () => bus.close(),
   };
 }
-
-const IGNORED_COUNTS = { busReceived: () => {}, busRejected: () => {} };
 
 /** The same on a Redis Cluster: SPUBLISH on the room's shard, as the nodes' sharded bus does. */
 async function connectClusterPublisher(name: string, raw: string): Promise<Publisher> {
@@ -192,11 +198,5 @@ async function connectClusterPublisher(name: string, raw: string): Promise<Publi
     { maxTextLength: Number.MAX_SAFE_INTEGER },
     IGNORED_COUNTS,
   );
-  return {
-    publish: async (event) => {
-      await bus.publish(event.roomId, { kind: "message", message: event }).catch(() => {});
-    },
-    note: `${name} names a Redis Cluster: each erase event is published to the room's live presenter`,
-    close: () => bus.close(),
-  };
+  return publisherOn(bus, `${name} names a Redis Cluster: each erase event is published to the room's live presenter`);
 }

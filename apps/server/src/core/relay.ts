@@ -43,7 +43,7 @@ export class Relay {
     this.registry = new PresenterRegistry(log, bus, presence, options, logger, metrics);
   }
 
-  /** "attached" (roomId, connId), "detached" (roomId, connId), "resynced". */
+  /** "attached" (roomId, connId), "detached" (roomId, connId), "resynced" (the rooms named, or undefined: all). */
   get events(): EventEmitter {
     return this.registry.events;
   }

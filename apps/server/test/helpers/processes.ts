@@ -71,10 +71,28 @@ export class NodeProcess {
   }
 
   /** Starts a node and resolves once it logged that it listens. */
-  static async start(name: string, env: Record<string, string>, timeoutMs = 30_000): Promise<NodeProcess> {
-    const node = NodeProcess.spawn(name, env, await freePort());
-    await node.waitFor((l) => l.msg === "chatrelay listening", "listening", timeoutMs);
-    return node;
+  static async start(
+    name: string,
+    env: Record<string, string>,
+    timeoutMs = 30_000,
+    pickPort: () => Promise<number> = freePort,
+  ): Promise<NodeProcess> {
+    for (let attempt = 1; ; attempt++) {
+      const node = NodeProcess.spawn(name, env, await pickPort());
+      try {
+        await node.waitFor((l) => l.msg === "chatrelay listening", "listening", timeoutMs);
+        return node;
+      } catch (err) {
+        // freePort() picks from the ephemeral range, so another process's outgoing connection can take
+        // the port before the node binds it (pick-then-bind races): then try another port.
+        if (attempt < 3 && node.exit !== undefined && node.lostItsPort()) continue;
+        throw err;
+      }
+    }
+  }
+
+  private lostItsPort(): boolean {
+    return this.lines.some((l) => typeof l.stderr === "string" && l.stderr.includes("EADDRINUSE"));
   }
 
   /** Spawns a node without waiting for it (for start-up failures). */

@@ -9,6 +9,8 @@ import { mintToken } from "./tokens.js";
 export interface RelayOnCluster {
   redis: RedisClusterProcesses;
   nodes: NodeProcess[];
+  /** The nodes' REDIS_KEY_PREFIX. */
+  keyPrefix: string;
   stop(): Promise<void>;
 }
 
@@ -22,15 +24,16 @@ export async function startRelayOnCluster(env: Record<string, string> = {}, coun
     await redis?.stop();
     await db.drop();
   };
+  const keyPrefix = uniqueRedisPrefix();
   try {
     redis = await RedisClusterProcesses.start();
     nodes = await startCluster(count, {
       REDIS_CLUSTER_NODES: redis.spec,
-      REDIS_KEY_PREFIX: uniqueRedisPrefix(),
+      REDIS_KEY_PREFIX: keyPrefix,
       DATABASE_URL: db.url,
       ...env,
     });
-    return { redis, nodes, stop };
+    return { redis, nodes, keyPrefix, stop };
   } catch (err) {
     await stop().catch(() => {});
     throw err;
