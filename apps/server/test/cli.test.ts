@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -6,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import t from "tap";
 import { DEV_JWT_SECRET } from "../src/auth/secret-strength.js";
 import { createTokenVerifier } from "../src/auth/token-verifier.js";
+import { runNode } from "./helpers/child-run.js";
 import { createTestDatabase } from "./helpers/databases.js";
 import { TEST_JWT_SECRET } from "./helpers/tokens.js";
 
@@ -14,43 +14,9 @@ const REPO_ROOT = join(SERVER_DIR, "..", "..");
 const MIGRATE_CLI = join(SERVER_DIR, "dist", "migrate-cli.js");
 const SERVER_MAIN = join(SERVER_DIR, "dist", "main.js");
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a command to its end (bounded) with only the given settings of ours in its environment. */
-function run(args: string[], env: Record<string, string>, cwd = REPO_ROOT, timeoutMs = 60_000): Promise<Run> {
-  // The parent's chatrelay settings must not leak in: a CLI test states its whole environment.
-  const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !/^(JWT_|NODE_ENV|HOST|DATABASE_URL|PGLITE_|MIGRATIONS_DIR)/.test(k)),
-  );
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
-      cwd,
-      env: { ...inherited, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${args.join(" ")} still running after ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (args: string[], env: Record<string, string>, cwd = REPO_ROOT, timeoutMs = 60_000) =>
+  runNode(args, { env, cwd, timeoutMs });
 
 /** What `pnpm dev-token` runs (package.json), from the repository root. */
 const devToken = (args: string[], env: Record<string, string> = {}) =>

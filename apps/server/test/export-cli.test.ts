@@ -1,9 +1,9 @@
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import t from "tap";
+import { runNode } from "./helpers/child-run.js";
 import { createTestDatabase } from "./helpers/databases.js";
 import { insertRows, insertTexts, storeOf } from "./helpers/export.js";
 import { request } from "./helpers/http.js";
@@ -32,39 +32,8 @@ await insertRows(db, ROOM, 4500, new Date("2026-01-01T00:00:00Z"));
 await insertTexts(db, ROOM, [{ text: "a,b" }, { text: '=1+2 "q"' }, { text: "two\nlines" }]);
 t.equal((await call(server.http, "DELETE", `/v1/rooms/${ROOM}/messages/5`, ROOM)).status, 200, "a tombstone");
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], timeoutMs = 60_000): Promise<Run> {
-  const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !/^(JWT_|NODE_ENV|DATABASE_URL|PGLITE_|MIGRATIONS_DIR)/.test(k)),
-  );
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "log", "export", ...args], {
-      cwd: work,
-      env: { ...inherited, DATABASE_URL: pgDb.url },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const out: Buffer[] = [];
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => out.push(c));
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`log export ${args.join(" ")} still running after ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out).toString("utf8"), stderr });
-    });
-  });
-}
+const cli = (args: string[], timeoutMs = 60_000) =>
+  runNode([CLI, "log", "export", ...args], { env: { DATABASE_URL: pgDb.url }, cwd: work, timeoutMs });
 
 async function route(query: string): Promise<string> {
   const res = await request(`${server.http}/v1/rooms/${ROOM}/export${query}`, {

@@ -1,7 +1,7 @@
-import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import t from "tap";
+import { runNode } from "./helpers/child-run.js";
 import { createTestDatabase, REDIS_URL, uniqueRedisPrefix } from "./helpers/databases.js";
 import { request } from "./helpers/http.js";
 import { startTestServer } from "./helpers/server.js";
@@ -21,41 +21,9 @@ const prefix = uniqueRedisPrefix();
 const server = await startTestServer({ DATABASE_URL: pgDb.url, REDIS_URL, REDIS_KEY_PREFIX: prefix });
 t.teardown(() => server.shutdown());
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** The CLI to its end (bounded), with only the store settings given here (and Redis when asked). */
-function cli(args: string[], extra: Record<string, string> = {}): Promise<Run> {
-  const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !/^(JWT_|NODE_ENV|DATABASE_URL|PGLITE_|MIGRATIONS_DIR|REDIS_)/.test(k)),
-  );
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "log", ...args], {
-      env: { ...inherited, DATABASE_URL: pgDb.url, ...extra },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`chatrelay log ${args[0]} still running after 30 s`));
-    }, 30_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[], extra: Record<string, string> = {}) =>
+  runNode([CLI, "log", ...args], { env: { DATABASE_URL: pgDb.url, ...extra }, timeoutMs: 30_000 });
 
 const hasStack = (text: string) => /^\s+at /m.test(text);
 

@@ -1,10 +1,10 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import t from "tap";
 import { RETENTION_LOCK_KEY } from "../src/chatlog/retention.js";
+import { runNode } from "./helpers/child-run.js";
 import { createTestDatabase } from "./helpers/databases.js";
 import { freePort } from "./helpers/processes.js";
 
@@ -15,41 +15,8 @@ import { freePort } from "./helpers/processes.js";
 const SERVER_DIR = join(dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = join(SERVER_DIR, "dist", "cli.js");
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function prune(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<Run> {
-  // The parent's settings must not leak in: each run states its whole chatrelay environment.
-  const inherited = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !/^(RETENTION_|DATABASE_URL|PGLITE_|MIGRATIONS_DIR|NODE_ENV)/.test(k)),
-  );
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, "log", "prune", ...args], {
-      env: { ...inherited, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`log prune ${args.join(" ")} still running after ${timeoutMs} ms`));
-    }, timeoutMs);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const prune = (args: string[], env: Record<string, string>, timeoutMs = 60_000) =>
+  runNode([CLI, "log", "prune", ...args], { env, timeoutMs });
 
 const hasStack = (text: string) => /^\s+at /m.test(text);
 
