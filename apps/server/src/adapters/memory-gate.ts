@@ -20,6 +20,11 @@ export class MemoryGate implements Gate {
     this.rooms = new RoomStateCache(loadRoom);
   }
 
+  /** In-process presence is never lost while the node runs. */
+  presenceRebuilding(): boolean {
+    return false;
+  }
+
   async admit(request: AdmissionRequest): Promise<Admission> {
     const presence = await this.presence.get(request.roomId);
     // Nothing about a room that is not live is loaded or counted: posts to it are refused as not live.

@@ -4,6 +4,7 @@ import type { Config } from "../config.js";
 import type { RoomModerationState } from "../core/moderation-state.js";
 import type { Bus, Gate, Presence } from "../core/ports.js";
 import type { Metrics } from "../ops/metrics.js";
+import { PresenceRebuildWindow } from "./presence-rebuild.js";
 import { reconnectDelay } from "./redis.js";
 import type { RedisClusterSpec } from "./redis-cluster-spec.js";
 import { RedisPresence } from "./redis-presence.js";
@@ -94,6 +95,8 @@ export async function connectRedisCluster(
     { onPlaced: (placed) => metrics.redisUp.set({ connection: "subscriber" }, placed ? 1 : 0) },
   );
   const presence = new RedisPresence(cluster, config.redisKeyPrefix, config.presence.ttlMs, config.presence.graceMs);
-  const gate = new ShardedRedisGate(cluster, config.redisKeyPrefix, loadRoom, config.rateLimits);
+  const rebuild = new PresenceRebuildWindow(cluster, config.redisKeyPrefix, config.presence.ttlMs, logger);
+  await rebuild.check();
+  const gate = new ShardedRedisGate(cluster, config.redisKeyPrefix, loadRoom, config.rateLimits, rebuild);
   return { bus, presence, gate };
 }

@@ -2,6 +2,7 @@ import type { Cluster, Redis } from "ioredis";
 import type { RoomModerationState } from "../core/moderation-state.js";
 import type { Admission, AdmissionRequest, Gate } from "../core/ports.js";
 import type { GateLimits, Limit } from "../core/rate-limit.js";
+import type { PresenceRebuildWindow } from "./presence-rebuild.js";
 import { parseRecord } from "./redis-presence.js";
 
 /** How long a room's mirror lives in Redis without a change; a missing mirror is reloaded from the store. */
@@ -118,6 +119,7 @@ export class RedisGate implements Gate {
     protected readonly prefix: string,
     private readonly loadRoom: (roomId: number) => Promise<RoomModerationState>,
     protected readonly limits: GateLimits,
+    private readonly rebuild?: PresenceRebuildWindow,
   ) {
     for (const [name, definition] of Object.entries(SCRIPTS)) redis.defineCommand(name, definition);
     this.scripts = redis as unknown as Record<keyof typeof SCRIPTS, Script>;
@@ -157,6 +159,10 @@ export class RedisGate implements Gate {
       version: Number(version ?? 0),
       terms: Array.isArray(parsed) ? parsed.filter((t): t is string => typeof t === "string") : [],
     };
+  }
+
+  presenceRebuilding(): boolean {
+    return this.rebuild?.active() ?? false;
   }
 
   async admitSocket(address: string): Promise<{ ok: boolean; retryAfterMs: number }> {

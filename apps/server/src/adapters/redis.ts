@@ -5,6 +5,7 @@ import type { RoomModerationState } from "../core/moderation-state.js";
 import type { Bus, Gate, Presence } from "../core/ports.js";
 import type { Metrics } from "../ops/metrics.js";
 import { redactUrl, scrubPassword } from "../ops/redact-url.js";
+import { PresenceRebuildWindow } from "./presence-rebuild.js";
 import { RedisBus } from "./redis-bus.js";
 import { RedisGate } from "./redis-gate.js";
 import { RedisPresence } from "./redis-presence.js";
@@ -96,7 +97,9 @@ export async function connectRedis(
     metrics,
   );
   const presence = new RedisPresence(commands, config.redisKeyPrefix, config.presence.ttlMs, config.presence.graceMs);
-  const gate = new RedisGate(commands, config.redisKeyPrefix, loadRoom, config.rateLimits);
+  const rebuild = new PresenceRebuildWindow(commands, config.redisKeyPrefix, config.presence.ttlMs, logger);
+  await rebuild.check();
+  const gate = new RedisGate(commands, config.redisKeyPrefix, loadRoom, config.rateLimits, rebuild);
   return { bus, presence, gate };
 }
 

@@ -19,6 +19,11 @@ export class Policy {
 
   constructor(private readonly gate: Gate) {}
 
+  /** See Gate.presenceRebuilding. */
+  presenceRebuilding(): boolean {
+    return this.gate.presenceRebuilding();
+  }
+
   async admit(request: AdmissionRequest, text: string): Promise<Admission> {
     const refusedUntil = this.refusals.until(request.roomId, request.senderId);
     if (refusedUntil !== undefined) throw limitError("room", refusedUntil - Date.now());

@@ -159,4 +159,9 @@ export interface Gate {
   blockedTerms(roomId: number): Promise<{ version: number; terms: string[] }>;
   /** Counts a WebSocket open from an address; ok false when over the limit. */
   admitSocket(address: string): Promise<{ ok: boolean; retryAfterMs: number }>;
+  /**
+   * True while presence is being rebuilt after the store lost its data: a room admit() found not
+   * live may have a presenter whose node has not re-announced it yet.
+   */
+  presenceRebuilding(): boolean;
 }

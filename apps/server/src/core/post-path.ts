@@ -61,6 +61,15 @@ export class PostPath {
         if (earlier.text !== checked.text) throw idempotencyConflict();
         return { message: earlier, duplicate: true, presence: "live" };
       }
+      // Redis came back empty: the room may be live on a node that has not re-announced it yet.
+      if (this.policy.presenceRebuilding()) {
+        throw new RelayError(
+          ErrorCode.ServiceUnavailable,
+          "presence is being rebuilt after a Redis restart; try again shortly",
+          undefined,
+          1,
+        );
+      }
       throw new RelayError(ErrorCode.RoomNotLive, "the room is not live: its presenter is not connected");
     }
 

@@ -1,4 +1,4 @@
-import { request } from "./http.js";
+import { type HttpResult, request } from "./http.js";
 import { NodeProcess } from "./processes.js";
 import { mintToken } from "./tokens.js";
 import { TestSocket } from "./ws-client.js";
@@ -40,7 +40,7 @@ export async function post(
   room: number,
   token: string,
   text: string,
-): Promise<{ status: number; body: Record<string, unknown> }> {
+): Promise<HttpResult<Record<string, unknown>>> {
   return request<Record<string, unknown>>(`${baseHttp}/v1/rooms/${room}/messages`, {
     headers: { authorization: `Bearer ${token}` },
     body: { text },
