@@ -2,16 +2,19 @@ import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "pino";
 
 /**
- * KEYS: the marker (exists while Redis keeps its data), the window (a key with a TTL).
+ * KEYS: the marker (exists while Redis keeps its data), the window (its end, Redis time in ms; expires then).
  * ARGV: window ms, 1 when this connection was up before (a reconnect), 0 on a node's first connect.
- * Reply: the window's remaining ms (negative: no window).
+ * Reply: the window's remaining ms (0 or less: no window). Only GET, SET and TIME: what the
+ * least-privilege ACL user of docs/operations.md may call.
  */
 const CHECK = `
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if not redis.call('GET', KEYS[1]) then
   redis.call('SET', KEYS[1], '1')
-  if ARGV[2] == '1' then redis.call('SET', KEYS[2], '1', 'PX', ARGV[1]) end
+  if ARGV[2] == '1' then redis.call('SET', KEYS[2], tostring(now + tonumber(ARGV[1])), 'PX', ARGV[1]) end
 end
-return redis.call('PTTL', KEYS[2])`;
+return tonumber(redis.call('GET', KEYS[2]) or '0') - now`;
 
 type CheckCommand = (marker: string, window: string, windowMs: number, reconnect: number) => Promise<number>;
 
