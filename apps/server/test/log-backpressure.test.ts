@@ -101,6 +101,33 @@ async function startNode(t: Test, room: number): Promise<Node> {
   };
 }
 
+/**
+ * A deferred trigger runs inside a batch's commit: for texts starting "hold-" it waits on an
+ * advisory lock the test holds, so a batch can be held in flight, its commit sent.
+ */
+function installHoldTrigger(): Promise<unknown> {
+  return withClient((c) =>
+    c.query(`
+      CREATE OR REPLACE FUNCTION test_hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.text LIKE 'hold-%' THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF;
+        RETURN NULL;
+      END $$;
+      DROP TRIGGER IF EXISTS test_hold_commit ON chat_message;
+      CREATE CONSTRAINT TRIGGER test_hold_commit AFTER INSERT ON chat_message
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_hold_commit();`),
+  );
+}
+
+/** The test's holder of the advisory lock that hold- texts wait on. */
+async function holdCommits(): Promise<pg.Client> {
+  const holder = new pg.Client({ connectionString: DB_URL });
+  holder.on("error", () => {});
+  await holder.connect();
+  await holder.query("SELECT pg_advisory_lock(4242)");
+  return holder;
+}
+
 type Outcome = "created" | "busy" | "deadline" | "other";
 function outcome(res: HttpResult<Record<string, unknown>>): Outcome {
   if (res.status === 201) return "created";
@@ -121,9 +148,10 @@ async function assertLogMatches(t: Test, answers: Map<string, HttpResult<Record<
 }
 
 t.test(
-  "a stalled database: 503 with Retry-After at the deadline, a bounded queue, nothing refused written later",
+  "a stalled database: 503 with Retry-After at the deadline, a bounded queue, the batch in flight gets the truth",
   async (t) => {
     const node = await startNode(t, 710);
+    await installHoldTrigger();
     const answers = new Map<string, HttpResult<Record<string, unknown>>>();
     const post = async (text: string) => {
       const res = await node.post(text);
@@ -132,6 +160,13 @@ t.test(
     };
     t.equal((await post("stall-before")).status, 201);
 
+    // One batch in flight when the database stalls: its commit is sent (held inside it by the test).
+    const holder = await holdCommits();
+    let inFlightSettled = false;
+    const inFlight = post("hold-in-flight").finally(() => {
+      inFlightSettled = true;
+    });
+    await until(() => committing(), "the writer to wait inside its commit");
     server.pause();
     const started = performance.now();
     const first = await post("stall-first");
@@ -172,7 +207,11 @@ t.test(
     t.ok(order.lastIndexOf("busy") < order.indexOf("deadline"), "the busy refusals came before any deadline refusal");
     t.same([...new Set(order)].sort(), ["busy", "deadline"], "the others waited for their deadline");
 
+    t.notOk(inFlightSettled, "the batch in flight is not refused: its commit was sent, its outcome is not known yet");
     server.resume();
+    await holder.query("SELECT pg_advisory_unlock(4242)");
+    t.equal((await inFlight).status, 201, "once the database answers, the batch in flight gets the truth: 201");
+    await holder.end();
     const after = await post("stall-after");
     t.equal(after.status, 201, "posts succeed again once the database answers");
     await node.presenter.until(
@@ -186,21 +225,10 @@ t.test(
   },
 );
 
-t.test("COMMIT already sent: the answer waits for the truth, past the deadline", async (t) => {
+t.test("commit already sent: the answer waits for the truth, past the deadline", async (t) => {
   const room = 720;
   const node = await startNode(t, room);
-  // A deferred trigger runs inside COMMIT: for marked texts it waits on an advisory lock the test holds.
-  await withClient((c) =>
-    c.query(`
-      CREATE OR REPLACE FUNCTION test_hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.text LIKE 'hold-%' THEN PERFORM pg_advisory_xact_lock_shared(4242); END IF;
-        RETURN NULL;
-      END $$;
-      DROP TRIGGER IF EXISTS test_hold_commit ON chat_message;
-      CREATE CONSTRAINT TRIGGER test_hold_commit AFTER INSERT ON chat_message
-        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_hold_commit();`),
-  );
+  await installHoldTrigger();
   const answers = new Map<string, HttpResult<Record<string, unknown>>>();
   const post = async (text: string) => {
     const res = await node.post(text);
@@ -209,34 +237,33 @@ t.test("COMMIT already sent: the answer waits for the truth, past the deadline",
   };
 
   await t.test("the database answers in the end: 201", async (t) => {
-    const holder = new pg.Client({ connectionString: DB_URL });
-    await holder.connect();
+    const holder = await holdCommits();
     t.teardown(() => holder.end());
-    await holder.query("SELECT pg_advisory_lock(4242)");
-    let settled = false;
-    const held = post("hold-resumed").finally(() => {
-      settled = true;
-    });
-    await until(() => committing(), "the writer to wait inside COMMIT");
-    // A later post to the same room waits for the held transaction's room lock, before its COMMIT: refused.
-    const later = await post("later-refused");
-    t.equal(outcome(later), "deadline", "a post whose COMMIT was never sent is refused at its deadline");
-    t.notOk(settled, "the held post, whose deadline passed earlier, is still waiting for its COMMIT");
+    const settled = new Set<string>();
+    const track = (text: string) => post(text).finally(() => settled.add(text));
+    const held = track("hold-resumed");
+    await until(() => committing(), "the writer to wait inside its commit");
+    // The second writer's batch, to the same room, is sent too and waits for the held batch's room lock.
+    const behind = track("behind-the-lock");
+    await until(() => waitingOnRoomLock(), "the second writer to wait for the room's lock");
+    // Both writers busy: the next post waits in the queue and never gets its commit sent.
+    const queued = await post("queued-refused");
+    t.equal(outcome(queued), "deadline", "a post whose commit was never sent is refused at its deadline");
+    t.same([...settled], [], "both batches whose commits were sent are still waiting, past their deadlines");
     await holder.query("SELECT pg_advisory_unlock(4242)");
-    const res = await held;
-    t.equal(res.status, 201, "and gets 201 once the COMMIT answers");
+    const [first, second] = await Promise.all([held, behind]);
+    t.equal(first.status, 201, "the held post gets 201 once its commit answers");
+    t.equal(second.status, 201, "and so does the one behind its lock");
+    t.equal(Number(second.body.seq), Number(first.body.seq) + 1, "in the order their batches took the room's lock");
   });
 
-  await t.test("the database dies during COMMIT: refused only once it is back and shows nothing", async (t) => {
-    const holder = new pg.Client({ connectionString: DB_URL });
-    holder.on("error", () => {});
-    await holder.connect();
-    await holder.query("SELECT pg_advisory_lock(4242)");
+  await t.test("the database dies during the commit: refused only once it is back and shows nothing", async (t) => {
+    await holdCommits(); // its connection dies with the server
     let settledAt: number | undefined;
     const held = post("hold-killed").finally(() => {
       settledAt = performance.now();
     });
-    await until(() => committing(), "the writer to wait inside COMMIT");
+    await until(() => committing(), "the writer to wait inside its commit");
     await server.kill();
     const restartedAt = performance.now();
     t.equal(settledAt, undefined, "no answer while the database is down");
@@ -342,11 +369,22 @@ t.test("a read storm holding every read connection does not starve appends", asy
   t.equal((await log.history(room, undefined, 50)).length, 30, "reads work again once the storm ends");
 });
 
-/** Whether a session of the database is waiting on the test's advisory lock inside COMMIT. */
+/** Whether a writer session is waiting on the test's advisory lock inside its commit (the trigger runs there). */
 function committing(): Promise<boolean> {
   return withClient(async (c) => {
     const r = await c.query(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query = 'COMMIT' AND wait_event = 'advisory'",
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'chatrelay-writer' AND wait_event = 'advisory'",
+      [DB],
+    );
+    return r.rows[0].n > 0;
+  });
+}
+
+/** Whether a writer session is waiting for another transaction (the held batch's room row). */
+function waitingOnRoomLock(): Promise<boolean> {
+  return withClient(async (c) => {
+    const r = await c.query(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'chatrelay-writer' AND wait_event_type = 'Lock'",
       [DB],
     );
     return r.rows[0].n > 0;

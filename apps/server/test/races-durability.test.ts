@@ -4,6 +4,7 @@ import { ChatStream } from "./helpers/chat-load.js";
 import { post } from "./helpers/cluster.js";
 import { createTestDatabase, REDIS_URL, uniqueRedisPrefix } from "./helpers/databases.js";
 import { request } from "./helpers/http.js";
+import { withPgClient } from "./helpers/postgres-server.js";
 import { NodeProcess } from "./helpers/processes.js";
 import {
   connectPresenter,
@@ -72,6 +73,51 @@ t.test("PostgreSQL: rows answered 201 are read by a fresh connection after SIGKI
     stream.accepted.filter((a) => logged.get(a.id) !== a.seq),
     [],
     "every 2xx'd message is in the database with its seq",
+  );
+});
+
+t.test("PostgreSQL: an append whose answer is lost after it committed is read back, never refused", async (t) => {
+  const node = await NodeProcess.start("lost-answer", { DATABASE_URL: db.url, CHATRELAY_FAILPOINTS: "on" });
+  t.teardown(() => node.kill("SIGKILL"));
+  const room = 905;
+  const socket = await connectPresenter(node, room);
+  await readyOf(socket);
+  const viewer = await mintToken({ user_idx: 9051 });
+  const send = (text: string, clientMsgId?: string) =>
+    request<Record<string, unknown>>(`${node.http}/v1/rooms/${room}/messages`, {
+      headers: { authorization: `Bearer ${viewer}` },
+      body: clientMsgId === undefined ? { text } : { text, clientMsgId },
+    });
+  t.equal((await send("before")).status, 201);
+
+  // The statement commits; its answer is dropped as if the connection broke right after.
+  await node.failpoint("log.after-append", "1*drop");
+  const lost = await send("answer lost", "lost-1");
+  t.equal(lost.status, 201, "the post is answered 201: the writer found its batch committed");
+  t.equal(lost.body.seq, 2, "with the seq the batch got");
+  await node.failpoint("log.after-append", "1*drop");
+  const noId = await send("answer lost, no clientMsgId");
+  t.equal(noId.status, 201, "a post without a clientMsgId too (found by its own id)");
+  t.equal(noId.body.seq, 3);
+  await node.failpoint("log.after-append", "1*drop");
+  const retry = await send("answer lost", "lost-1");
+  t.equal(retry.body.seq, 2, "a retry whose answer was lost: the first message's seq, read back by its clientMsgId");
+  t.equal(retry.body.id, lost.body.id, "and its id");
+  await untilSeq(socket, 3, "both messages on the presenter");
+  t.same(seqsOf(socket), [1, 2, 3], "delivered once each");
+  const rows = await withPgClient(db.url, (c) =>
+    c.query<{ seq: string; text: string }>("SELECT seq, text FROM chat_message WHERE room_id = $1 ORDER BY seq", [
+      room,
+    ]),
+  );
+  t.same(
+    rows.rows.map((r) => [Number(r.seq), r.text]),
+    [
+      [1, "before"],
+      [2, "answer lost"],
+      [3, "answer lost, no clientMsgId"],
+    ],
+    "one row each: nothing written twice",
   );
 });
 

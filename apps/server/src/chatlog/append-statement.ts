@@ -5,8 +5,8 @@ import type { MessageDraft } from "../core/message.js";
 // room's counter by its count of new drafts (rooms locked in id order, so
 // concurrent batches from other nodes cannot deadlock), and inserts the rows
 // with consecutive seqs in arrival order. One transaction per batch: on
-// PostgreSQL an explicit one (see pg-append-writer.ts), so that a batch can
-// be abandoned before its COMMIT is sent.
+// PostgreSQL the statement's own (see pg-append-writer.ts), so a room's
+// counter row is locked only while the server runs and commits it.
 //
 // Moderation events are rows of the same table in the same seq order: kind
 // ($8) and event data ($9, JSON text) are NULL for messages, and a batch of
@@ -119,6 +119,28 @@ export const APPEND_MARKING_SQL = `${INPUT}
     )
   RETURNING 1
 )${ANSWER}`;
+
+/**
+ * What an append statement whose answer was lost would have answered, read
+ * once its transaction can no longer commit: each draft's own row (inserted by
+ * it), else the earlier message with its clientMsgId (a retry). A draft with
+ * neither was not committed. $1 room ids, $2 ids, $3 sender ids, $4 client
+ * message ids: the append's $1, $2, $3 and $7.
+ */
+export const READ_BACK_SQL = `
+SELECT i.ord, m.id::text AS id, m.seq, m.created_at,
+       CASE WHEN m.id = i.id THEN NULL ELSE m.text END AS text, m.id <> i.id AS duplicate
+FROM unnest($1::bigint[], $2::uuid[], $3::bigint[], $4::text[])
+  WITH ORDINALITY AS i(room_id, id, sender_id, client_msg_id, ord)
+CROSS JOIN LATERAL (
+  (SELECT c.id, c.seq, c.created_at, c.text FROM chat_message c WHERE c.id = i.id)
+  UNION ALL
+  (SELECT c.id, c.seq, c.created_at, c.text FROM chat_message c
+    WHERE i.client_msg_id IS NOT NULL
+      AND c.room_id = i.room_id AND c.sender_id = i.sender_id AND c.client_msg_id = i.client_msg_id)
+  LIMIT 1
+) m
+`;
 
 /**
  * Locks the batch's rooms (creating their counter rows if need be) in id

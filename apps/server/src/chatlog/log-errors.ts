@@ -20,7 +20,7 @@ export class LogQueueFullError extends ChatLogRefusal {
 }
 
 /**
- * The row's commit deadline (`LOG_COMMIT_TIMEOUT_MS`) passed before its COMMIT
+ * The row's commit deadline (`LOG_COMMIT_TIMEOUT_MS`) passed before its commit
  * was sent: it was dropped from the queue, or its transaction was abandoned
  * (connection destroyed, which aborts it on the server).
  */
@@ -34,14 +34,15 @@ export class LogDeadlineError extends ChatLogRefusal {
 }
 
 /**
- * The connection broke after COMMIT was sent, and the database, asked again
- * once the transaction's server process was gone, showed nothing committed.
+ * The connection broke after the batch's commit was sent (its autocommitted
+ * statement, or COMMIT), and the database, asked again once the transaction's
+ * server process was gone, showed nothing committed.
  */
 export class LogNotCommittedError extends ChatLogRefusal {
   readonly retryAfterSeconds = 2;
   readonly publicDetail = "chat log connection lost; the message was not saved";
   constructor(cause: unknown) {
-    super("the connection broke during COMMIT and the transaction did not commit", { cause });
+    super("the connection broke during the commit and the transaction did not commit", { cause });
     this.name = "LogNotCommittedError";
   }
 }

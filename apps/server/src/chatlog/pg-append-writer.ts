@@ -1,7 +1,14 @@
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
-import { APPEND_PLAIN, type AppendRow, type AppendStatement, LOCK_ROOMS_SQL } from "./append-statement.js";
+import { failpoints } from "../ops/failpoints.js";
+import {
+  APPEND_PLAIN,
+  type AppendRow,
+  type AppendStatement,
+  LOCK_ROOMS_SQL,
+  READ_BACK_SQL,
+} from "./append-statement.js";
 import { LogDeadlineError, LogNotCommittedError } from "./log-errors.js";
 
 /** Runs one batch's append statement in its own transaction. */
@@ -27,9 +34,11 @@ export const APPEND_STATEMENT_NAME = APPEND_PLAIN.name;
 
 /**
  * Appends on PostgreSQL over dedicated writer connections (never the read
- * pool), one per batch in flight, created as needed: BEGIN and the append
- * statement go out together (pipelined), and COMMIT only once the statement
- * answered before the batch's deadline.
+ * pool), one per batch in flight, created as needed. A plain batch is one
+ * statement in its own implicit transaction: one round trip, and the room's
+ * counter row is locked only while PostgreSQL runs and commits it, never across
+ * a round trip to this node. A batch that marks messages deleted needs a
+ * statement before it: BEGIN, both statements, then COMMIT.
  */
 export class PgAppendWriter implements BatchAppender {
   private readonly idle: WriterConnection[] = [];
@@ -60,10 +69,11 @@ interface BackendIdentity {
 }
 
 /**
- * One writer connection. The rule it keeps: before COMMIT is sent, the
- * deadline may abandon the transaction (the socket is destroyed, the server
- * aborts it, the caller is refused); once COMMIT is sent, the caller gets the
- * truth, however long it takes to learn it.
+ * One writer connection. The rule it keeps: before the batch's commit is sent
+ * (the plain statement, which commits by itself; or COMMIT after BEGIN and the
+ * statements), the deadline may abandon it (the socket is destroyed, the
+ * server aborts it, the caller is refused); once it is sent, the caller gets
+ * the truth, however long it takes to learn it.
  */
 class WriterConnection {
   private client: pg.Client | undefined;
@@ -75,6 +85,53 @@ class WriterConnection {
     if (performance.now() >= deadline) throw new LogDeadlineError("queued");
     const client = await this.beforeDeadline(this.connect(), deadline, "connecting");
     const backend = this.backend as BackendIdentity;
+    return append.lockRoomsFirst
+      ? this.inTransaction(client, backend, params, deadline, append)
+      : this.autocommit(client, backend, params, deadline, append);
+  }
+
+  /**
+   * The statement alone: it commits when it completes, so the deadline is checked before it is
+   * sent, and once it is sent the caller waits for the truth. Its wait for a room's lock is bounded
+   * by the server's statement timeout (an ERROR: rolled back, refused).
+   */
+  private async autocommit(
+    client: pg.Client,
+    backend: BackendIdentity,
+    params: unknown[],
+    deadline: number,
+    append: AppendStatement,
+  ): Promise<AppendRow[]> {
+    if (performance.now() >= deadline) throw new LogDeadlineError("writing");
+    try {
+      const result = await this.answered(
+        client,
+        client.query<AppendRow>({ name: append.name, text: append.text, values: params }),
+        "the append",
+      );
+      // A test's lost answer: the statement committed, its answer never arrives.
+      if (failpoints.enabled && (await failpoints.hit("log.after-append")) === "drop") {
+        throw new Error("failpoint: the append's answer was lost");
+      }
+      return result.rows;
+    } catch (err) {
+      // An ERROR answer: the statement (and its implicit transaction) rolled back.
+      if (err instanceof pg.DatabaseError && err.severity === "ERROR") throw err;
+      this.discard(client);
+      const rows = await this.readBackOnceGone(backend, params);
+      if (rows !== undefined) return rows;
+      throw new LogNotCommittedError(err);
+    }
+  }
+
+  /** BEGIN, the statements, COMMIT: for a batch that needs a statement before the append. */
+  private async inTransaction(
+    client: pg.Client,
+    backend: BackendIdentity,
+    params: unknown[],
+    deadline: number,
+    append: AppendStatement,
+  ): Promise<AppendRow[]> {
     // Pipelined: BEGIN and the statement are answered in one round trip. The driver writes each
     // query as it is submitted; corked, they leave in one system call instead of one each.
     const socket = client.connection.stream;
@@ -102,7 +159,7 @@ class WriterConnection {
     }
     // From here on the transaction may commit: never refuse the caller without knowing it did not.
     try {
-      await this.commit(client);
+      await this.answered(client, client.query("COMMIT"), "COMMIT");
       return rows;
     } catch (err) {
       // The server answered COMMIT with an ERROR: it rolled back.
@@ -111,7 +168,8 @@ class WriterConnection {
       const probe = rows.find((r) => !r.duplicate)?.id;
       // Nothing new in the batch (all retries of committed messages): the results stand either way.
       if (probe === undefined) return rows;
-      if (await this.committed(backend, probe)) return rows;
+      await this.untilGone(backend);
+      if (await this.found(probe)) return rows;
       throw new LogNotCommittedError(err);
     }
   }
@@ -123,18 +181,18 @@ class WriterConnection {
   }
 
   /**
-   * COMMIT, awaited. A server that answers nothing for longer than its own
-   * statement timeout allows is stalled or unreachable: drop the socket and
-   * learn the outcome on a new connection instead.
+   * A statement that may commit, awaited. A server that answers nothing for
+   * longer than its own statement timeout allows is stalled or unreachable:
+   * drop the socket and learn the outcome on a new connection instead.
    */
-  private commit(client: pg.Client): Promise<unknown> {
+  private answered<T>(client: pg.Client, query: Promise<T>, what: string): Promise<T> {
     const patienceMs = this.options.statementTimeoutMs + this.options.connectTimeoutMs;
-    return new Promise((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.discard(client);
-        reject(new Error(`no answer to COMMIT within ${patienceMs} ms`));
+        reject(new Error(`no answer to ${what} within ${patienceMs} ms`));
       }, patienceMs);
-      client.query("COMMIT").then(
+      query.then(
         (r) => {
           clearTimeout(timer);
           resolve(r);
@@ -148,26 +206,51 @@ class WriterConnection {
   }
 
   /**
-   * Whether the transaction whose COMMIT lost its answer committed. Only its
-   * own server process can still commit it, so: wait until that process is
-   * gone (terminating it if it lingers), then look for one of its new rows.
-   * Asks again (backing off) until the database answers.
+   * Waits until the server process that ran a transaction whose answer was lost is gone (terminating
+   * it if it lingers): only that process could still commit it, so from then on the table tells the
+   * truth. Asks again (backing off) until the database answers.
    */
-  private async committed(backend: BackendIdentity, id: string): Promise<boolean> {
+  private async untilGone(backend: BackendIdentity): Promise<void> {
+    await this.checking((client) =>
+      client
+        .query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND ${BACKEND_STARTED} = $2`, [
+          backend.pid,
+          backend.started,
+        ])
+        .then((lingering) => (lingering.rowCount === 0 ? true : undefined)),
+    );
+  }
+
+  /** Whether a message with this id is in the log. */
+  private found(id: string): Promise<boolean> {
+    return this.checking((client) =>
+      client.query("SELECT 1 FROM chat_message WHERE id = $1::uuid", [id]).then((r) => (r.rowCount ?? 0) > 0),
+    );
+  }
+
+  /**
+   * After an autocommitted append lost its answer: once its server process is gone, every draft of a
+   * committed batch is in the log, by its own id or (a retry) by its clientMsgId. The rows read back
+   * as the statement would have answered them; undefined when a draft is missing (not committed).
+   */
+  private async readBackOnceGone(backend: BackendIdentity, params: unknown[]): Promise<AppendRow[] | undefined> {
+    await this.untilGone(backend);
+    const [roomIds, ids, senderIds, , , , clientMsgIds] = params;
+    const rows = await this.checking((client) =>
+      client.query<AppendRow>(READ_BACK_SQL, [roomIds, ids, senderIds, clientMsgIds]).then((r) => r.rows),
+    );
+    return rows.length === (ids as unknown[]).length ? rows : undefined;
+  }
+
+  /** One question on a fresh connection, asked again (backing off) until the database answers it. */
+  private async checking<T>(ask: (client: pg.Client) => Promise<T | undefined>): Promise<T> {
     for (let pauseMs = 50; ; pauseMs = Math.min(pauseMs * 2, 1000)) {
       const client = this.newClient(false);
       try {
         await client.connect();
-        const lingering = await client.query(
-          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND ${BACKEND_STARTED} = $2`,
-          [backend.pid, backend.started],
-        );
-        if (lingering.rowCount === 0) {
-          const found = await client.query("SELECT 1 FROM chat_message WHERE id = $1::uuid", [id]);
-          client.end().catch(() => {});
-          return (found.rowCount ?? 0) > 0;
-        }
+        const answer = await ask(client);
         client.end().catch(() => {});
+        if (answer !== undefined) return answer;
       } catch {
         destroy(client);
       }

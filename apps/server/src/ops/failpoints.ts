@@ -12,6 +12,8 @@
 export const FAILPOINT_NAMES = [
   /** A group-commit batch is about to be written (nothing of it is committed yet). */
   "log.before-batch",
+  /** A batch's append statement committed on PostgreSQL; "drop" loses its answer (the writer must find out). */
+  "log.after-append",
   /** A post is committed and not yet published on the bus, nor answered. */
   "post.before-publish",
   /** A presenter's claim is in presence; the takeover notice is not published yet. */
